@@ -8,6 +8,7 @@ pub mod backoff;
 pub mod choice;
 pub mod config;
 pub mod db;
+pub mod html;
 pub mod http;
 pub mod metrics;
 pub mod queue;

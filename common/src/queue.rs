@@ -104,7 +104,7 @@ impl Malformed {
 }
 
 /// The fields of a new entry, in the order they are written.
-pub fn encode<'a>(voter: &'a VoterId, choice: Choice) -> [(&'static str, &'a str); 2] {
+pub fn encode(voter: &VoterId, choice: Choice) -> [(&'static str, &str); 2] {
     [(FIELD_VOTER, voter.as_str()), (FIELD_VOTE, choice.as_str())]
 }
 

@@ -4,6 +4,7 @@
 
 mod postgres;
 mod redis;
+pub mod service;
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};

@@ -1,0 +1,323 @@
+//! Puts votes on the queue, and says "recorded" only when that is true.
+//!
+//! A vote is acknowledged after `XADD` succeeded on the primary and, when
+//! `min_replicas > 0`, after a `WAIT` issued *later on the same connection*
+//! reports that many replicas. `WAIT` covers every earlier write of its
+//! connection, so concurrent requests share one: each request hands its
+//! connection to the [`Replication`] task, which sends one `WAIT` for all the
+//! requests that queued up while the previous one was in flight (group
+//! commit). Replication then costs one round trip per burst, not per vote.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::queue::{self, EntryId};
+use common::redis_conn::RedisConfig;
+use common::{Choice, VoterId};
+use redis::aio::MultiplexedConnection;
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+use crate::metrics::VoteMetrics;
+
+/// After a failed connect, fail fast for this long instead of letting every
+/// request wait out its own connect timeout against a dead host.
+const RECONNECT_PAUSE: Duration = Duration::from_millis(250);
+
+/// Why a vote was not acknowledged. Each is answered with 503: nothing is
+/// claimed, and trying again is the right thing for the voter to do.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("the vote queue (Redis) is unreachable")]
+    Unreachable(#[source] redis::RedisError),
+    #[error("the vote queue (Redis) refused the vote")]
+    Refused(#[source] redis::RedisError),
+    #[error("only {acked} of {wanted} required replicas confirmed the vote in time")]
+    NotReplicated { acked: i64, wanted: u32 },
+}
+
+impl RecordError {
+    /// A short label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            RecordError::Unreachable(_) => "redis_unreachable",
+            RecordError::Refused(_) => "redis_refused",
+            RecordError::NotReplicated { .. } => "not_replicated",
+        }
+    }
+}
+
+/// One connection with a generation number, so a failure on an old
+/// connection does not throw away a new one.
+#[derive(Clone)]
+struct Current {
+    generation: u64,
+    conn: MultiplexedConnection,
+}
+
+#[derive(Default)]
+struct Slot {
+    current: Option<Current>,
+    generation: u64,
+    last_failure: Option<Instant>,
+}
+
+/// Shared by every request handler; cheap to clone.
+#[derive(Clone)]
+pub struct Recorder {
+    redis: Arc<RedisConfig>,
+    slot: Arc<Mutex<Slot>>,
+    response_timeout: Duration,
+    replication: Option<mpsc::UnboundedSender<Waiter>>,
+    metrics: VoteMetrics,
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder")
+            .field("redis", &self.redis)
+            .finish()
+    }
+}
+
+impl Recorder {
+    /// Starts the shared `WAIT` task when replicas are required.
+    pub fn new(
+        redis: RedisConfig,
+        min_replicas: u32,
+        wait_timeout: Duration,
+        metrics: VoteMetrics,
+    ) -> Recorder {
+        let replication = (min_replicas > 0).then(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let task = Replication {
+                min_replicas,
+                wait_timeout,
+                metrics: metrics.clone(),
+            };
+            tokio::spawn(task.run(rx));
+            tx
+        });
+        Recorder {
+            redis: Arc::new(redis),
+            slot: Arc::new(Mutex::new(Slot::default())),
+            // A WAIT may block its connection for the whole wait timeout.
+            response_timeout: wait_timeout + Duration::from_secs(2),
+            replication,
+            metrics,
+        }
+    }
+
+    /// Queues a vote and waits until it is safe to acknowledge.
+    ///
+    /// One retry on a fresh connection covers the common failover case: the
+    /// old connection reached a node that was demoted (`READONLY`) or died,
+    /// and a new connection through HAProxy reaches the new primary.
+    #[tracing::instrument(skip(self), fields(voter = ?voter))]
+    pub async fn record(&self, voter: &VoterId, choice: Choice) -> Result<EntryId, RecordError> {
+        let started = Instant::now();
+        let mut attempt = 0;
+        let (id, current) = loop {
+            attempt += 1;
+            let current = self.connection().await?;
+            let mut conn = current.conn.clone();
+            let result: redis::RedisResult<String> = redis::cmd("XADD")
+                .arg(queue::STREAM)
+                .arg("*")
+                .arg(&queue::encode(voter, choice)[..])
+                .query_async(&mut conn)
+                .await;
+            match result {
+                Ok(id) => break (id, current),
+                Err(e) => {
+                    self.discard(current.generation).await;
+                    let retry = e.is_io_error()
+                        || e.is_connection_dropped()
+                        || e.is_timeout()
+                        || e.code() == Some("READONLY");
+                    if attempt < 2 && retry {
+                        tracing::info!(error = %e, "retrying the vote on a new connection");
+                        continue;
+                    }
+                    return Err(if retry || e.is_connection_refusal() {
+                        RecordError::Unreachable(e)
+                    } else {
+                        RecordError::Refused(e)
+                    });
+                }
+            }
+        };
+        if let Some(replication) = &self.replication {
+            let (done, confirmed) = oneshot::channel();
+            let waiter = Waiter {
+                current: current.clone(),
+                done,
+            };
+            if replication.send(waiter).is_err() {
+                return Err(RecordError::NotReplicated {
+                    acked: 0,
+                    wanted: 1,
+                });
+            }
+            let outcome = confirmed.await.unwrap_or(Err(RecordError::NotReplicated {
+                acked: 0,
+                wanted: 1,
+            }));
+            if let Err(RecordError::Unreachable(_)) = &outcome {
+                self.discard(current.generation).await;
+            }
+            outcome?;
+        }
+        self.metrics
+            .record_seconds
+            .observe(started.elapsed().as_secs_f64());
+        id.parse().map_err(|_| {
+            RecordError::Refused(redis::RedisError::from((
+                redis::ErrorKind::Parse,
+                "XADD returned an unexpected id",
+            )))
+        })
+    }
+
+    /// `PING` through the same connection, for readiness.
+    pub async fn ping(&self) -> Result<(), RecordError> {
+        let current = self.connection().await?;
+        let mut conn = current.conn.clone();
+        let result: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut conn).await;
+        if let Err(e) = result {
+            self.discard(current.generation).await;
+            return Err(RecordError::Unreachable(e));
+        }
+        Ok(())
+    }
+
+    /// The live connection, connecting (once, for all waiting requests) if
+    /// there is none. The host name is resolved anew on each connect.
+    async fn connection(&self) -> Result<Current, RecordError> {
+        let mut slot = self.slot.lock().await;
+        if let Some(current) = &slot.current {
+            return Ok(current.clone());
+        }
+        if slot
+            .last_failure
+            .is_some_and(|t| t.elapsed() < RECONNECT_PAUSE)
+        {
+            return Err(RecordError::Unreachable(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "Redis was unreachable moments ago",
+            ))));
+        }
+        match self.redis.connect(self.response_timeout).await {
+            Ok(conn) => {
+                slot.generation += 1;
+                slot.last_failure = None;
+                let current = Current {
+                    generation: slot.generation,
+                    conn,
+                };
+                slot.current = Some(current.clone());
+                Ok(current)
+            }
+            Err(e) => {
+                slot.last_failure = Some(Instant::now());
+                Err(RecordError::Unreachable(e))
+            }
+        }
+    }
+
+    /// Drops the connection of `generation` if it is still the current one.
+    async fn discard(&self, generation: u64) {
+        let mut slot = self.slot.lock().await;
+        if slot
+            .current
+            .as_ref()
+            .is_some_and(|c| c.generation == generation)
+        {
+            slot.current = None;
+        }
+    }
+}
+
+/// A request whose `XADD` succeeded and that now waits for replication.
+struct Waiter {
+    current: Current,
+    done: oneshot::Sender<Result<(), RecordError>>,
+}
+
+/// The task that issues the shared `WAIT`s.
+struct Replication {
+    min_replicas: u32,
+    wait_timeout: Duration,
+    metrics: VoteMetrics,
+}
+
+impl Replication {
+    async fn run(self, mut rx: mpsc::UnboundedReceiver<Waiter>) {
+        while let Some(first) = rx.recv().await {
+            // Everyone who queued while the last WAIT was in flight rides on
+            // this one: their XADDs were answered before they queued, so
+            // they precede this WAIT on their connection.
+            let mut batch = vec![first];
+            while let Ok(next) = rx.try_recv() {
+                batch.push(next);
+            }
+            // Almost always one connection; after a reconnect, two.
+            while !batch.is_empty() {
+                let generation = batch[0].current.generation;
+                let (same, rest): (Vec<_>, Vec<_>) = batch
+                    .into_iter()
+                    .partition(|w| w.current.generation == generation);
+                batch = rest;
+                let mut conn = same[0].current.conn.clone();
+                let outcome = self.wait(&mut conn).await;
+                self.metrics.wait_batch_size.observe(same.len() as f64);
+                for waiter in same {
+                    let result = match &outcome {
+                        Ok(()) => Ok(()),
+                        Err(e) => Err(e.duplicate()),
+                    };
+                    let _ = waiter.done.send(result);
+                }
+            }
+        }
+    }
+
+    async fn wait(&self, conn: &mut MultiplexedConnection) -> Result<(), RecordError> {
+        let timeout_ms = u64::try_from(self.wait_timeout.as_millis()).unwrap_or(u64::MAX);
+        let acked: i64 = redis::cmd("WAIT")
+            .arg(self.min_replicas)
+            .arg(timeout_ms)
+            .query_async(conn)
+            .await
+            .map_err(RecordError::Unreachable)?;
+        if acked >= i64::from(self.min_replicas) {
+            Ok(())
+        } else {
+            Err(RecordError::NotReplicated {
+                acked,
+                wanted: self.min_replicas,
+            })
+        }
+    }
+}
+
+impl RecordError {
+    /// The same outcome for every waiter of one `WAIT`.
+    fn duplicate(&self) -> RecordError {
+        match self {
+            RecordError::Unreachable(e) => RecordError::Unreachable(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "replication check failed",
+                e.to_string(),
+            ))),
+            RecordError::Refused(e) => RecordError::Refused(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "replication check refused",
+                e.to_string(),
+            ))),
+            RecordError::NotReplicated { acked, wanted } => RecordError::NotReplicated {
+                acked: *acked,
+                wanted: *wanted,
+            },
+        }
+    }
+}
