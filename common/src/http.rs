@@ -58,8 +58,10 @@ impl Shutdown {
         Ok(shutdown)
     }
 
+    /// True once fired, or once the trigger is gone (nobody can fire it, so
+    /// nothing should wait for it).
     pub fn is_triggered(&self) -> bool {
-        *self.0.borrow()
+        *self.0.borrow() || self.0.has_changed().is_err()
     }
 
     /// Resolves once shutdown has been requested (or its trigger dropped).

@@ -110,8 +110,9 @@ pub async fn read_counts(client: &Client) -> anyhow::Result<Counts> {
         .context("while reading totals")?;
     let mut counts = Counts::default();
     for row in rows {
-        let vote: String = row.get(0);
-        let votes: i64 = row.get(1);
+        // try_get: a changed column type is an error to retry, not a panic.
+        let vote: String = row.try_get(0)?;
+        let votes: i64 = row.try_get(1)?;
         match Choice::parse(&vote) {
             Some(Choice::A) => counts.a = votes,
             Some(Choice::B) => counts.b = votes,

@@ -2,7 +2,7 @@
 //! free loopback ports, each in its own temporary directory, stopped when the
 //! handle is dropped. Nothing here is a mock.
 
-mod postgres;
+pub mod postgres;
 mod redis;
 pub mod service;
 

@@ -173,6 +173,16 @@ impl Postgres {
     }
 
     fn psql_in(&self, database: &str, sql: &str) -> String {
+        self.try_psql_in(database, sql)
+            .unwrap_or_else(|e| panic!("psql failed: {e}"))
+    }
+
+    /// Like [`Postgres::psql`], but an SQL error is returned, not a panic.
+    pub fn try_psql(&self, sql: &str) -> Result<String, String> {
+        self.try_psql_in(DATABASE, sql)
+    }
+
+    fn try_psql_in(&self, database: &str, sql: &str) -> Result<String, String> {
         let out = Command::new(format!("{BIN}/psql"))
             .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
             .args([
@@ -186,12 +196,11 @@ impl Postgres {
             .args(["-d", database, "-c", sql])
             .output()
             .expect("psql runs");
-        assert!(
-            out.status.success(),
-            "psql failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+        }
     }
 
     /// Connection settings for the services under test.

@@ -119,6 +119,17 @@ impl RedisServer {
         cmd.query(&mut conn)
     }
 
+    /// Runs a pipeline synchronously.
+    pub fn query_pipe<T: redis::FromRedisValue>(
+        &self,
+        pipe: &redis::Pipeline,
+    ) -> redis::RedisResult<T> {
+        let mut conn = self
+            .client()
+            .get_connection_with_timeout(Duration::from_secs(5))?;
+        pipe.query(&mut conn)
+    }
+
     /// Graceful stop (SIGTERM flushes the AOF), then start again.
     pub fn restart(&mut self) {
         self.stop();
