@@ -54,8 +54,15 @@ impl Stack {
 
 /// Casts a vote as `voter` (None: a new voter). Returns the voter id the
 /// service used and whether the vote was acknowledged.
-async fn cast(http: &reqwest::Client, vote: &Running, voter: Option<&str>, choice: &str) -> (Option<String>, bool) {
-    let mut request = http.post(vote.url("/api/vote")).json(&serde_json::json!({"vote": choice}));
+async fn cast(
+    http: &reqwest::Client,
+    vote: &Running,
+    voter: Option<&str>,
+    choice: &str,
+) -> (Option<String>, bool) {
+    let mut request = http
+        .post(vote.url("/api/vote"))
+        .json(&serde_json::json!({"vote": choice}));
     if let Some(v) = voter {
         request = request.header(COOKIE, format!("voter_id={v}"));
     }
@@ -91,7 +98,10 @@ type Ledgers = Arc<Mutex<HashMap<String, Ledger>>>;
 /// Voters vote, and some change their minds, at a steady pace until
 /// `duration` is over. Every answer is written to the ledger.
 async fn load(vote: &Running, duration: Duration, ledgers: Ledgers) {
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("client");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
     let deadline = Instant::now() + duration;
     let tasks = (0..16).map(|lane| {
         let http = http.clone();
@@ -101,11 +111,15 @@ async fn load(vote: &Running, duration: Duration, ledgers: Ledgers) {
             let mut n = 0usize;
             while Instant::now() < deadline {
                 n += 1;
-                let first = if (lane + n) % 2 == 0 { "a" } else { "b" };
+                let first = if (lane + n).is_multiple_of(2) {
+                    "a"
+                } else {
+                    "b"
+                };
                 let (id, ok) = cast(&http, url_vote, None, first).await;
                 let Some(id) = id else { continue };
                 record(&ledgers, &id, first, ok);
-                if n % 3 == 0 {
+                if n.is_multiple_of(3) {
                     let second = if first == "a" { "b" } else { "a" };
                     let (_, ok) = cast(&http, url_vote, Some(&id), second).await;
                     record(&ledgers, &id, second, ok);
@@ -135,8 +149,13 @@ async fn drained(redis: &RedisServer) {
         let groups: Vec<HashMap<String, redis::Value>> = redis
             .query(redis::cmd("XINFO").arg("GROUPS").arg(common::queue::STREAM))
             .ok()?;
-        let zero = |g: &HashMap<String, redis::Value>, k: &str| matches!(g.get(k), Some(redis::Value::Int(0)));
-        groups.iter().any(|g| zero(g, "lag") && zero(g, "pending")).then_some(())
+        let zero = |g: &HashMap<String, redis::Value>, k: &str| {
+            matches!(g.get(k), Some(redis::Value::Int(0)))
+        };
+        groups
+            .iter()
+            .any(|g| zero(g, "lag") && zero(g, "pending"))
+            .then_some(())
     })
     .await;
 }
@@ -165,7 +184,12 @@ fn audit(pg: &Postgres, ledgers: &Ledgers) -> (usize, usize, Vec<String>) {
 }
 
 async fn api_total(result: &Running) -> Option<i64> {
-    let body: serde_json::Value = reqwest::get(result.url("/api/results")).await.ok()?.json().await.ok()?;
+    let body: serde_json::Value = reqwest::get(result.url("/api/results"))
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
     body["total"].as_i64()
 }
 
@@ -179,7 +203,11 @@ async fn a_vote_travels_to_the_result_page_and_its_live_stream() {
         (api_total(&stack.result).await == Some(0)).then_some(())
     })
     .await;
-    let events = http.get(stack.result.url("/events")).send().await.expect("SSE");
+    let events = http
+        .get(stack.result.url("/events"))
+        .send()
+        .await
+        .expect("SSE");
     let mut events = events.bytes_stream();
 
     let (alice, ok) = cast(&http, &stack.vote, None, "a").await;
@@ -203,8 +231,19 @@ async fn a_vote_travels_to_the_result_page_and_its_live_stream() {
         false
     })
     .await;
-    assert_eq!(found, Ok(true), "the SSE stream showed the tally; saw: {seen}");
-    let body: serde_json::Value = http.get(stack.result.url("/api/results")).send().await.expect("GET").json().await.expect("json");
+    assert_eq!(
+        found,
+        Ok(true),
+        "the SSE stream showed the tally; saw: {seen}"
+    );
+    let body: serde_json::Value = http
+        .get(stack.result.url("/api/results"))
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(body, expected);
     stack.stop().await;
 }
@@ -228,15 +267,28 @@ async fn a_redis_restart_under_load_loses_no_acknowledged_vote() {
     let ((), restarted) = tokio::join!(generator, fault);
     drained(&redis).await;
     let (acknowledged, found, lost) = audit(&pg, &ledgers);
-    eprintln!("redis restart: acknowledged {acknowledged} / found {found} / lost {}", lost.len());
+    eprintln!(
+        "redis restart: acknowledged {acknowledged} / found {found} / lost {}",
+        lost.len()
+    );
     assert!(lost.is_empty(), "lost votes: {lost:?}");
     assert!(acknowledged > 100, "the load ran: {acknowledged}");
-    let after = ledgers.lock().expect("lock").values().filter(|l| l.last_ack > Some(restarted)).count();
+    let after = ledgers
+        .lock()
+        .expect("lock")
+        .values()
+        .filter(|l| l.last_ack > Some(restarted))
+        .count();
     assert!(after > 0, "votes were acknowledged again after the restart");
-    let stored: i64 = pg.psql("SELECT count(*) FROM votes").parse().expect("count");
-    eventually(Duration::from_secs(10), "the result page to catch up", || async {
-        (api_total(&stack.result).await == Some(stored)).then_some(())
-    })
+    let stored: i64 = pg
+        .psql("SELECT count(*) FROM votes")
+        .parse()
+        .expect("count");
+    eventually(
+        Duration::from_secs(10),
+        "the result page to catch up",
+        || async { (api_total(&stack.result).await == Some(stored)).then_some(()) },
+    )
     .await;
     stack.stop().await;
 }
@@ -261,17 +313,33 @@ async fn a_postgres_restart_under_load_never_fails_a_vote_and_loses_none() {
         });
     };
     tokio::join!(generator, fault);
-    let failed: usize = ledgers.lock().expect("lock").values().map(|l| l.uncertain.len()).sum();
-    assert_eq!(failed, 0, "the vote path does not depend on PostgreSQL: votes wait in Redis");
+    let failed: usize = ledgers
+        .lock()
+        .expect("lock")
+        .values()
+        .map(|l| l.uncertain.len())
+        .sum();
+    assert_eq!(
+        failed, 0,
+        "the vote path does not depend on PostgreSQL: votes wait in Redis"
+    );
     drained(&redis).await;
     let (acknowledged, found, lost) = audit(&pg, &ledgers);
-    eprintln!("postgres restart: acknowledged {acknowledged} / found {found} / lost {}", lost.len());
+    eprintln!(
+        "postgres restart: acknowledged {acknowledged} / found {found} / lost {}",
+        lost.len()
+    );
     assert!(lost.is_empty(), "lost votes: {lost:?}");
     assert!(acknowledged > 100, "the load ran: {acknowledged}");
-    let stored: i64 = pg.psql("SELECT count(*) FROM votes").parse().expect("count");
-    eventually(Duration::from_secs(15), "the result page to recover", || async {
-        (api_total(&stack.result).await == Some(stored)).then_some(())
-    })
+    let stored: i64 = pg
+        .psql("SELECT count(*) FROM votes")
+        .parse()
+        .expect("count");
+    eventually(
+        Duration::from_secs(15),
+        "the result page to recover",
+        || async { (api_total(&stack.result).await == Some(stored)).then_some(()) },
+    )
     .await;
     stack.stop().await;
 }

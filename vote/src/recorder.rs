@@ -54,9 +54,10 @@ struct Current {
     conn: MultiplexedConnection,
 }
 
+/// State of connecting, guarded by an async lock so that one request
+/// connects while the others wait for its result instead of stampeding.
 #[derive(Default)]
-struct Slot {
-    current: Option<Current>,
+struct Connecting {
     generation: u64,
     last_failure: Option<Instant>,
 }
@@ -65,7 +66,10 @@ struct Slot {
 #[derive(Clone)]
 pub struct Recorder {
     redis: Arc<RedisConfig>,
-    slot: Arc<Mutex<Slot>>,
+    /// The live connection. A plain mutex held only to clone or replace it:
+    /// every request reads it, so it must not cost an await.
+    current: Arc<std::sync::Mutex<Option<Current>>>,
+    connecting: Arc<Mutex<Connecting>>,
     response_timeout: Duration,
     replication: Option<mpsc::UnboundedSender<Waiter>>,
     metrics: VoteMetrics,
@@ -99,7 +103,8 @@ impl Recorder {
         });
         Recorder {
             redis: Arc::new(redis),
-            slot: Arc::new(Mutex::new(Slot::default())),
+            current: Arc::default(),
+            connecting: Arc::default(),
             // A WAIT may block its connection for the whole wait timeout.
             response_timeout: wait_timeout + Duration::from_secs(2),
             replication,
@@ -129,7 +134,7 @@ impl Recorder {
             match result {
                 Ok(id) => break (id, current),
                 Err(e) => {
-                    self.discard(current.generation).await;
+                    self.discard(current.generation);
                     let retry = e.is_io_error()
                         || e.is_connection_dropped()
                         || e.is_timeout()
@@ -163,7 +168,7 @@ impl Recorder {
                 wanted: 1,
             }));
             if let Err(RecordError::Unreachable(_)) = &outcome {
-                self.discard(current.generation).await;
+                self.discard(current.generation);
             }
             outcome?;
         }
@@ -184,7 +189,7 @@ impl Recorder {
         let mut conn = current.conn.clone();
         let result: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut conn).await;
         if let Err(e) = result {
-            self.discard(current.generation).await;
+            self.discard(current.generation);
             return Err(RecordError::Unreachable(e));
         }
         Ok(())
@@ -193,11 +198,15 @@ impl Recorder {
     /// The live connection, connecting (once, for all waiting requests) if
     /// there is none. The host name is resolved anew on each connect.
     async fn connection(&self) -> Result<Current, RecordError> {
-        let mut slot = self.slot.lock().await;
-        if let Some(current) = &slot.current {
-            return Ok(current.clone());
+        if let Some(current) = self.live() {
+            return Ok(current);
         }
-        if slot
+        let mut connecting = self.connecting.lock().await;
+        // Another request may have connected while this one waited.
+        if let Some(current) = self.live() {
+            return Ok(current);
+        }
+        if connecting
             .last_failure
             .is_some_and(|t| t.elapsed() < RECONNECT_PAUSE)
         {
@@ -208,31 +217,38 @@ impl Recorder {
         }
         match self.redis.connect(self.response_timeout).await {
             Ok(conn) => {
-                slot.generation += 1;
-                slot.last_failure = None;
+                connecting.generation += 1;
+                connecting.last_failure = None;
                 let current = Current {
-                    generation: slot.generation,
+                    generation: connecting.generation,
                     conn,
                 };
-                slot.current = Some(current.clone());
+                *self.slot() = Some(current.clone());
                 Ok(current)
             }
             Err(e) => {
-                slot.last_failure = Some(Instant::now());
+                connecting.last_failure = Some(Instant::now());
                 Err(RecordError::Unreachable(e))
             }
         }
     }
 
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Current>> {
+        // A panic while holding this lock cannot leave the Option half-written.
+        self.current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn live(&self) -> Option<Current> {
+        self.slot().clone()
+    }
+
     /// Drops the connection of `generation` if it is still the current one.
-    async fn discard(&self, generation: u64) {
-        let mut slot = self.slot.lock().await;
-        if slot
-            .current
-            .as_ref()
-            .is_some_and(|c| c.generation == generation)
-        {
-            slot.current = None;
+    fn discard(&self, generation: u64) {
+        let mut slot = self.slot();
+        if slot.as_ref().is_some_and(|c| c.generation == generation) {
+            *slot = None;
         }
     }
 }

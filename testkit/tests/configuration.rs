@@ -1,0 +1,83 @@
+//! `.env.example` documents exactly the variables the services read.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+}
+
+/// Variable names in `.env.example`, set (`NAME=`) or shown commented (`# NAME=`).
+fn documented() -> BTreeSet<String> {
+    let text = std::fs::read_to_string(root().join(".env.example")).expect(".env.example");
+    text.lines()
+        .map(|l| l.trim_start_matches('#').trim())
+        .filter_map(|l| l.split_once('='))
+        .map(|(name, _)| name.to_owned())
+        .filter(|n| {
+            !n.is_empty()
+                && n.bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        })
+        .collect()
+}
+
+/// Variable names the services read through `Env` or `std::env::var`.
+fn read_by_services() -> BTreeSet<String> {
+    let readers = [
+        ".string(",
+        ".parse(",
+        ".int_in(",
+        ".label(",
+        ".secret(",
+        "std::env::var(",
+    ];
+    let mut names = BTreeSet::new();
+    for krate in ["common", "vote", "worker", "result"] {
+        let dir = root().join(krate).join("src");
+        for entry in std::fs::read_dir(&dir).expect("src dir") {
+            let path = entry.expect("entry").path();
+            let source = std::fs::read_to_string(&path).expect("source");
+            // Unit tests read made-up variables.
+            let source = source.split("#[cfg(test)]").next().unwrap_or_default();
+            for reader in readers {
+                for (at, _) in source.match_indices(reader) {
+                    let rest = source[at + reader.len()..].trim_start();
+                    let Some(rest) = rest.strip_prefix('"') else {
+                        continue;
+                    };
+                    let name: String = rest.chars().take_while(|c| *c != '"').collect();
+                    if name.len() > 1 && name.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
+                        names.insert(name);
+                    }
+                }
+            }
+        }
+    }
+    names
+}
+
+#[test]
+fn env_example_documents_every_variable_and_nothing_else() {
+    let documented = documented();
+    let read = read_by_services();
+    assert!(read.len() > 15, "the scan found the readers: {read:?}");
+    // RUST_LOG is the conventional alias of LOG_LEVEL, and HOSTNAME is set by
+    // the container runtime: neither is ours to document.
+    let read: BTreeSet<_> = read
+        .into_iter()
+        .filter(|n| n != "RUST_LOG" && n != "HOSTNAME")
+        .collect();
+    let undocumented: Vec<_> = read.difference(&documented).collect();
+    let unused: Vec<_> = documented.difference(&read).collect();
+    assert!(
+        undocumented.is_empty(),
+        "read but not in .env.example: {undocumented:?}"
+    );
+    assert!(
+        unused.is_empty(),
+        "in .env.example but read by no service: {unused:?}"
+    );
+}
