@@ -14,7 +14,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Name of this consumer in the group (`WORKER_CONSUMER`). The default,
     /// host name plus a random suffix, is new on every start, so a restarted
-    /// worker never mistakes a dead predecessor's entries for its own.
+    /// worker never mistakes a dead predecessor's entries for its own. If
+    /// set, it must differ between processes: two processes with one name are
+    /// one consumer to Redis and would do each other's work twice.
     pub consumer: String,
     /// Most entries per batch (`WORKER_BATCH_SIZE`): bigger batches amortise
     /// the commit, smaller ones bound the work a crash hands to others.

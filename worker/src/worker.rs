@@ -79,6 +79,11 @@ impl Worker {
     /// Moves at most one batch. On error nothing was acknowledged that was
     /// not committed; the entries stay pending and are read again.
     pub async fn step(&mut self) -> anyhow::Result<Outcome> {
+        // First, so that it also runs while Redis is down: the first one
+        // creates the schema, which result needs before any vote exists.
+        if Instant::now() >= self.next_maintenance {
+            self.maintain().await;
+        }
         let batch = match self.next_batch().await {
             Ok(batch) => {
                 self.readiness.set("redis", true);
@@ -86,15 +91,10 @@ impl Worker {
             }
             Err(e) => return Err(self.failed("redis", e)),
         };
-        let outcome = if batch.is_empty() {
-            Outcome::Idle
-        } else {
-            self.process(batch).await?
-        };
-        if Instant::now() >= self.next_maintenance || outcome == Outcome::Idle {
-            self.maintain().await;
+        if batch.is_empty() {
+            return Ok(Outcome::Idle);
         }
-        Ok(outcome)
+        self.process(batch).await
     }
 
     /// Records a failed step so the next one starts with the leftovers.
@@ -196,7 +196,7 @@ impl Worker {
     /// Trims acknowledged entries, measures the queue, checks PostgreSQL
     /// when idle. Failures here are logged, never fatal: the next step
     /// notices a real outage.
-    async fn maintain(&mut self) {
+    pub async fn maintain(&mut self) {
         self.next_maintenance = Instant::now() + MAINTENANCE_INTERVAL;
         match self.stream.trim().await {
             Ok(depth) => self.metrics.queue_depth.set(depth),

@@ -26,6 +26,7 @@ async fn drains_in_batches_and_the_latest_vote_of_each_voter_wins() {
         "3000 entries in batches of at most 256"
     );
     // Acknowledged entries are trimmed (in whole stream nodes of 100).
+    worker.maintain().await;
     assert!(
         stream_len(&redis, queue::STREAM) <= 100,
         "{}",
@@ -40,7 +41,9 @@ async fn two_racing_workers_agree_on_the_latest_vote() {
     let expected = push_load(&redis, 150, 20);
     let config = config(&redis, &pg, &[("WORKER_BATCH_SIZE", "7")]);
     let (mut one, _) = worker(&config);
-    let (mut two, _) = worker(&config);
+    let mut config_two = config.clone();
+    config_two.consumer.push_str("-two");
+    let (mut two, _) = worker(&config_two);
     let (a, b) = tokio::join!(drain(&mut one), drain(&mut two));
     // One may stop early while the other still works: finish both.
     let rest = drain(&mut one).await + drain(&mut two).await;
