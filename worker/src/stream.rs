@@ -93,23 +93,7 @@ impl Stream {
         count: usize,
         block: Duration,
     ) -> anyhow::Result<Vec<RawEntry>> {
-        let block_ms = u64::try_from(block.as_millis()).unwrap_or(u64::MAX);
-        let value: Value = self
-            .query(
-                redis::cmd("XREADGROUP")
-                    .arg("GROUP")
-                    .arg(queue::GROUP)
-                    .arg(&self.consumer)
-                    .arg("COUNT")
-                    .arg(count)
-                    .arg("BLOCK")
-                    .arg(block_ms)
-                    .arg("STREAMS")
-                    .arg(queue::STREAM)
-                    .arg(">"),
-            )
-            .await?;
-        parse_read_reply(&value)
+        self.read_group(count, Some(block), ">").await
     }
 
     /// Entries delivered to this consumer and not yet acknowledged, after
@@ -119,19 +103,29 @@ impl Stream {
         count: usize,
         after: &str,
     ) -> anyhow::Result<Vec<RawEntry>> {
-        let value: Value = self
-            .query(
-                redis::cmd("XREADGROUP")
-                    .arg("GROUP")
-                    .arg(queue::GROUP)
-                    .arg(&self.consumer)
-                    .arg("COUNT")
-                    .arg(count)
-                    .arg("STREAMS")
-                    .arg(queue::STREAM)
-                    .arg(after),
-            )
-            .await?;
+        self.read_group(count, None, after).await
+    }
+
+    /// `XREADGROUP` from `id`: `>` for new entries, an id for this
+    /// consumer's pending ones.
+    async fn read_group(
+        &mut self,
+        count: usize,
+        block: Option<Duration>,
+        id: &str,
+    ) -> anyhow::Result<Vec<RawEntry>> {
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP")
+            .arg(queue::GROUP)
+            .arg(&self.consumer)
+            .arg("COUNT")
+            .arg(count);
+        if let Some(block) = block {
+            cmd.arg("BLOCK")
+                .arg(u64::try_from(block.as_millis()).unwrap_or(u64::MAX));
+        }
+        cmd.arg("STREAMS").arg(queue::STREAM).arg(id);
+        let value: Value = self.query(&cmd).await?;
         parse_read_reply(&value)
     }
 
