@@ -10,6 +10,8 @@ readonly PACKAGES=(
   "redis-server:/usr/bin/redis-server"
   "postgresql-15:/usr/lib/postgresql/15/bin/postgres"
   "shellcheck:/usr/bin/shellcheck"
+  "curl:/usr/bin/curl"
+  "openssl:/usr/bin/openssl"
 )
 # Debian's Rust (bookworm-security carries a current one) when there is none.
 readonly RUST_PACKAGES=(cargo-web rustc-web rustfmt-web rust-web-clippy)
@@ -22,8 +24,11 @@ usage() {
 Usage: ./test.sh [--help]
 
 Runs the whole test suite: cargo fmt --check, cargo clippy -D warnings,
-shellcheck, and cargo test (unit and integration tests; the integration tests
-start their own redis-server and PostgreSQL on free loopback ports).
+shellcheck, cargo test (unit and integration tests; the integration tests
+start their own redis-server and PostgreSQL on free loopback ports), then
+tests/deploy.sh, which deploys the stacks on the local Docker swarm and drives
+them over HTTPS (it replaces any local deployment of this project, volumes
+included, and removes it at the end).
 
 Missing Debian packages (redis-server, postgresql-15, shellcheck, and Rust when
 cargo is absent) are installed with apt-get, which needs root.
@@ -65,9 +70,11 @@ main() {
   log "cargo clippy -D warnings"
   cargo clippy --workspace --all-targets --locked -- -D warnings
   log "shellcheck"
-  git ls-files -z -- '*.sh' '.ci/run' | xargs -0 -r shellcheck -S warning
+  git ls-files -z -- '*.sh' '.ci/run' | xargs -0 -r shellcheck -x -S warning
   log "cargo test"
   cargo test --workspace --locked
+  log "deployment tests (tests/deploy.sh)"
+  tests/deploy.sh
 }
 
 main "$@"

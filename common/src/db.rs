@@ -27,7 +27,7 @@ impl PgConfig {
         Self {
             host: env.string("POSTGRESQL_HOST", "db"),
             port: env.parse("POSTGRESQL_PORT", 5432, "a TCP port number"),
-            user: env.string("POSTGRESQL_USERNAME", "postgres"),
+            user: env.string("POSTGRESQL_USERNAME", "votes"),
             password: env.secret("POSTGRESQL_PASSWORD", false),
             database: env.string("POSTGRESQL_DATABASE", "votes"),
             timeout: Duration::from_millis(env.int_in(

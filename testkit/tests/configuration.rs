@@ -9,9 +9,21 @@ fn root() -> &'static Path {
         .expect("workspace root")
 }
 
-/// Variable names in `.env.example`, set (`NAME=`) or shown commented (`# NAME=`).
-fn documented() -> BTreeSet<String> {
+/// Variable names in `.env.example`, set (`NAME=`) or shown commented
+/// (`# NAME=`): those of the deployment section, and the others.
+fn documented() -> (BTreeSet<String>, BTreeSet<String>) {
     let text = std::fs::read_to_string(root().join(".env.example")).expect(".env.example");
+    let (deployment, services) = text
+        .split_once("# --- Deployment (read by deploy.sh)")
+        .and_then(|(head, rest)| {
+            rest.split_once("\n# ---")
+                .map(|(deploy, tail)| (deploy.to_owned(), format!("{head}{tail}")))
+        })
+        .expect(".env.example has a deployment section");
+    (names(&deployment), names(&services))
+}
+
+fn names(text: &str) -> BTreeSet<String> {
     text.lines()
         .map(|l| l.trim_start_matches('#').trim())
         .filter_map(|l| l.split_once('='))
@@ -60,8 +72,27 @@ fn read_by_services() -> BTreeSet<String> {
 }
 
 #[test]
+fn deployment_variables_are_read_by_deploy_sh() {
+    let (deployment, _) = documented();
+    let script = std::fs::read_to_string(root().join("lib/deploy.sh")).expect("lib/deploy.sh");
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    let mentions = |name: &str| {
+        script.match_indices(name).any(|(at, _)| {
+            !word(script[..at].chars().next_back())
+                && !word(script[at + name.len()..].chars().next())
+        })
+    };
+    let unread: Vec<_> = deployment.iter().filter(|n| !mentions(n)).collect();
+    assert!(deployment.len() >= 5, "{deployment:?}");
+    assert!(
+        unread.is_empty(),
+        "documented for deployment, never read by lib/deploy.sh: {unread:?}"
+    );
+}
+
+#[test]
 fn env_example_documents_every_variable_and_nothing_else() {
-    let documented = documented();
+    let (_, documented) = documented();
     let read = read_by_services();
     assert!(read.len() > 15, "the scan found the readers: {read:?}");
     // RUST_LOG is the conventional alias of LOG_LEVEL, and HOSTNAME is set by

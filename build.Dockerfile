@@ -1,0 +1,37 @@
+# The build stage shared by the vote, worker and result images: compiles the
+# workspace once, with Debian's Rust, for all three. deploy.sh builds it as
+# swarmvote/build and each service's Dockerfile copies its binary out of it.
+FROM debian:bookworm-slim
+
+# rustc-web/cargo-web come from bookworm-security, which carries a current Rust.
+RUN apt-get update -qq \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      cargo-web rustc-web gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /src
+ENV CARGO_HOME=/cargo CARGO_TERM_COLOR=never
+
+# Dependencies first, from the manifests alone with stub sources: this layer
+# is reused until Cargo.toml or Cargo.lock change, so a code change
+# recompiles only our own crates.
+COPY Cargo.toml Cargo.lock ./
+COPY common/Cargo.toml common/
+COPY vote/Cargo.toml vote/
+COPY worker/Cargo.toml worker/
+COPY result/Cargo.toml result/
+COPY testkit/Cargo.toml testkit/
+RUN for crate in common vote worker result testkit; do \
+      mkdir -p "$crate/src" && echo 'fn main() {}' > "$crate/src/main.rs" && touch "$crate/src/lib.rs"; \
+    done \
+ && cargo build --release --locked -p vote -p worker -p result \
+ && rm -rf common/src vote/src worker/src result/src
+
+COPY common common
+COPY vote vote
+COPY worker worker
+COPY result result
+# COPY keeps the sources' old modification times; cargo must see them as new.
+RUN find common vote worker result -name '*.rs' -exec touch {} + \
+ && cargo build --release --locked -p vote -p worker -p result \
+ && ls -l target/release/vote target/release/worker target/release/result

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Deploys swarmvote on Docker Swarm with one command, and tells its state.
+set -euo pipefail
+# shellcheck source=lib/deploy.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/deploy.sh"
+
+readonly STACKS=(postgres redis app)
+
+usage() {
+  cat <<'USAGE'
+Usage: ./deploy.sh [COMMAND]
+
+Commands:
+  (none), deploy       build the images and deploy every stack (postgres, redis,
+                       app), wait until all services are healthy, print the URLs
+  status               services, replicas and health of every stack
+  down [--volumes]     remove the stacks; keep the data volumes unless --volumes
+  logs SERVICE         recent logs of a service (e.g. vote or app_vote)
+  -h, --help           this help
+
+Configuration: .env (see .env.example); without one, everything works on
+localhost with generated secrets in .secrets/ (mode 0600, git-ignored).
+USAGE
+}
+
+# Prints where the system is and where the credentials are.
+summary() {
+  local https=""
+  [ "$HTTPS_PORT" = 443 ] || https=":$HTTPS_PORT"
+  log "swarmvote is up"
+  cat <<SUMMARY
+    vote:     https://$VOTE_SUB.$DOMAIN$https/
+    result:   https://$RESULT_SUB.$DOMAIN$https/
+    secrets:  .secrets/ (generated passwords, mode 0600)
+SUMMARY
+  printf '    TLS:      certificates from a local CA; trust .secrets/tls/ca.crt in your browser\n'
+}
+
+cmd_deploy() {
+  local started=$SECONDS stack
+  prepare
+  for stack in "${STACKS[@]}"; do
+    "deploy_$stack"
+  done
+  summary
+  step "done in $((SECONDS - started))s"
+}
+
+cmd_status() {
+  require_docker
+  local stack
+  for stack in "${STACKS[@]}"; do
+    printf '\033[1m%s\033[0m\n' "$stack"
+    if ! docker stack services "$stack" --format '{{.Name}}' >/dev/null 2>&1 || [ -z "$(docker stack services -q "$stack" 2>/dev/null)" ]; then
+      printf '  not deployed\n'
+      continue
+    fi
+    docker stack services --format '  {{.Name}}\t{{.Replicas}}\t{{.Image}}' "$stack" | column -t -s $'\t'
+    docker stack ps --filter desired-state=running --format '  {{.Name}}\t{{.CurrentState}}\t{{.Error}}' "$stack" | column -t -s $'\t'
+  done
+}
+
+cmd_down() {
+  local volumes="" stack
+  case "${1:-}" in
+    "") ;;
+    --volumes) volumes=1 ;;
+    *) die "down: unknown option '$1' (only --volumes)" ;;
+  esac
+  require_docker
+  for stack in app redis postgres; do
+    docker stack rm "$stack" >/dev/null 2>&1 && step "removed stack $stack"
+  done
+  # Wait until the tasks' containers are gone, so that volumes are free.
+  local deadline=$((SECONDS + 90))
+  while [ -n "$(docker ps -aq --filter label=com.docker.stack.namespace)" ]; do
+    [ "$SECONDS" -lt "$deadline" ] || die "the stacks' containers are still there after 90s (docker ps -a)"
+    sleep 1
+  done
+  if [ -n "$volumes" ]; then
+    docker volume ls -q --filter label=com.docker.stack.namespace | xargs -r docker volume rm >/dev/null
+    step "removed the data volumes"
+  else
+    step "kept the data volumes (./deploy.sh down --volumes removes them)"
+  fi
+}
+
+cmd_logs() {
+  local service=${1:?usage: ./deploy.sh logs SERVICE}
+  require_docker
+  if ! docker service inspect "$service" >/dev/null 2>&1; then
+    local stack match=""
+    for stack in "${STACKS[@]}"; do
+      docker service inspect "${stack}_$service" >/dev/null 2>&1 && match="${stack}_$service"
+    done
+    [ -n "$match" ] || die "no service named '$service' (./deploy.sh status lists them)"
+    service=$match
+  fi
+  docker service logs --tail 200 --timestamps "$service"
+}
+
+main() {
+  local command=${1:-deploy}
+  [ "$#" -eq 0 ] || shift
+  case "$command" in
+    deploy) [ "$#" -eq 0 ] || die "deploy takes no arguments (got: $*)"; cmd_deploy ;;
+    status) [ "$#" -eq 0 ] || die "status takes no arguments"; cmd_status ;;
+    down) [ "$#" -le 1 ] || die "down takes at most --volumes"; cmd_down "$@" ;;
+    logs) [ "$#" -eq 1 ] || die "usage: ./deploy.sh logs SERVICE"; cmd_logs "$1" ;;
+    -h|--help|help) usage ;;
+    *) usage >&2; die "unknown command '$command'" ;;
+  esac
+}
+
+main "$@"

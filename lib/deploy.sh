@@ -1,0 +1,337 @@
+#!/usr/bin/env bash
+# Functions shared by ./deploy.sh and each stack folder's deploy.sh: checks,
+# .env, secrets, networks, images, stacks, waiting. Sourced, not run.
+
+# shellcheck disable=SC2034 # variables here are used by the scripts that source this file
+SWARMVOTE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SECRETS_DIR="$SWARMVOTE_ROOT/.secrets"
+NETWORKS=(redis pg_net web_net stats_net mariadb_galera-network)
+DEPLOY_TIMEOUT=${DEPLOY_TIMEOUT:-600}
+
+log() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
+step() { printf '    %s\n' "$*" >&2; }
+warn() { printf '\033[33mwarning:\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+
+# Fails clearly when Docker is missing, its daemon is down, or this node
+# cannot manage a swarm; initialises a single-node swarm when there is none.
+require_docker() {
+  command -v docker >/dev/null 2>&1 || die "docker is not installed: install Docker Engine (https://docs.docker.com/engine/install/)"
+  docker info >/dev/null 2>&1 || die "the Docker daemon is not running or not reachable (try: systemctl start docker, or check your permissions on /var/run/docker.sock)"
+  local state manager
+  state=$(docker info --format '{{.Swarm.LocalNodeState}}')
+  manager=$(docker info --format '{{.Swarm.ControlAvailable}}')
+  case "$state" in
+    inactive)
+      log "initialising a single-node swarm"
+      docker swarm init >/dev/null 2>&1 || docker swarm init --advertise-addr 127.0.0.1 >/dev/null \
+        || die "docker swarm init failed; on a host with several addresses run: docker swarm init --advertise-addr ADDRESS"
+      ;;
+    active)
+      [ "$manager" = "true" ] || die "this node is a swarm worker: run deploy.sh on a manager node (docker node ls shows them)"
+      ;;
+    *) die "the swarm is in state '$state': wait, or fix it (docker info) and try again" ;;
+  esac
+}
+
+# Reads .env (if any) into the environment without running it as shell code,
+# then fills in the defaults. Every problem is listed before exiting.
+load_env() {
+  local file=${SWARMVOTE_ENV_FILE:-$SWARMVOTE_ROOT/.env} line key value n=0 problems=()
+  local -A known=()
+  while IFS= read -r line; do
+    line=${line#\# }
+    [[ "$line" =~ ^([A-Z][A-Z0-9_]*)= ]] && known[${BASH_REMATCH[1]}]=1
+  done <"$SWARMVOTE_ROOT/.env.example"
+  if [ -f "$file" ]; then
+    while IFS= read -r line || [ -n "$line" ]; do
+      n=$((n + 1))
+      line=${line%$'\r'}
+      [[ "$line" =~ ^[[:space:]]*(#|$) ]] && continue
+      if [[ ! "$line" =~ ^([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]]; then
+        problems+=("${file##*/} line $n: not NAME=value")
+        continue
+      fi
+      key=${BASH_REMATCH[1]}
+      value=${BASH_REMATCH[2]}
+      if [[ "$value" =~ ^\"(.*)\"$ || "$value" =~ ^\'(.*)\'$ ]]; then
+        value=${BASH_REMATCH[1]}
+      fi
+      if [ -z "${known[$key]:-}" ]; then
+        problems+=("${file##*/} line $n: unknown variable $key (see .env.example for the list)")
+        continue
+      fi
+      export "$key=$value"
+    done <"$file"
+  fi
+  set_defaults
+  validate_env problems
+  if [ "${#problems[@]}" -gt 0 ]; then
+    printf '\033[31merror:\033[0m .env has %d problem(s); nothing was changed:\n' "${#problems[@]}" >&2
+    printf '  - %s\n' "${problems[@]}" >&2
+    exit 1
+  fi
+}
+
+set_defaults() {
+  : "${DOMAIN:=localhost}" "${VOTE_SUB:=vote}" "${RESULT_SUB:=result}" "${HAPROXY_SUB:=haproxy}" "${WP_SUB:=wp}"
+  : "${HTTP_PORT:=80}" "${HTTPS_PORT:=443}"
+  : "${REPOSITORY_NAME:=swarmvote}" "${REGISTRY:=}"
+  : "${OPTION_A:=Cats}" "${OPTION_B:=Dogs}"
+  : "${POSTGRESQL_USERNAME:=votes}" "${POSTGRESQL_DATABASE:=votes}"
+  export DOMAIN VOTE_SUB RESULT_SUB HAPROXY_SUB WP_SUB HTTP_PORT HTTPS_PORT REPOSITORY_NAME REGISTRY
+  export OPTION_A OPTION_B POSTGRESQL_USERNAME POSTGRESQL_DATABASE
+}
+
+# Appends to the array named $1 every problem found in the settings.
+validate_env() {
+  local -n out=${1:?missing array name}
+  local hostname='^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$'
+  local label='^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$'
+  [[ "$DOMAIN" =~ $hostname ]] && [ "${#DOMAIN}" -le 253 ] || out+=("DOMAIN: '$DOMAIN' is not a host name (lowercase letters, digits, dots, hyphens)")
+  local v
+  for v in VOTE_SUB RESULT_SUB HAPROXY_SUB WP_SUB; do
+    [[ "${!v}" =~ $label ]] || out+=("$v: '${!v}' is not a DNS label (lowercase letters, digits, hyphens)")
+  done
+  for v in HTTP_PORT HTTPS_PORT; do
+    [[ "${!v}" =~ ^[0-9]{1,5}$ ]] && [ "${!v}" -ge 1 ] && [ "${!v}" -le 65535 ] || out+=("$v: '${!v}' is not a port number (1-65535)")
+  done
+  [ "$HTTP_PORT" != "$HTTPS_PORT" ] || out+=("HTTP_PORT and HTTPS_PORT must differ")
+  [[ "$REPOSITORY_NAME" =~ ^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$ ]] || out+=("REPOSITORY_NAME: '$REPOSITORY_NAME' is not a valid image repository name")
+  [ "$POSTGRESQL_USERNAME" != postgres ] || out+=("POSTGRESQL_USERNAME must not be postgres: the services use their own, unprivileged user")
+  [[ "$POSTGRESQL_USERNAME" =~ ^[a-z_][a-z0-9_]{0,62}$ ]] || out+=("POSTGRESQL_USERNAME: '$POSTGRESQL_USERNAME' is not a plain identifier (lowercase letters, digits, _)")
+  [[ "$POSTGRESQL_DATABASE" =~ ^[a-z_][a-z0-9_]{0,62}$ ]] || out+=("POSTGRESQL_DATABASE: '$POSTGRESQL_DATABASE' is not a plain identifier (lowercase letters, digits, _)")
+  for v in OPTION_A OPTION_B; do
+    [ -n "${!v}" ] || out+=("$v must not be empty")
+    [ "$(printf '%s' "${!v}" | wc -m)" -le 64 ] || out+=("$v: at most 64 characters")
+  done
+  [ "$OPTION_A" != "$OPTION_B" ] || out+=("OPTION_A and OPTION_B must differ")
+  for v in $(compgen -v | grep -E '_PASSWORD$|_PASS$' || true); do
+    if [ -n "${!v+set}" ] && [ -z "${!v}" ] && grep -qE "^$v=" "${SWARMVOTE_ENV_FILE:-$SWARMVOTE_ROOT/.env}" 2>/dev/null; then
+      out+=("$v is set but empty: remove the line to have a strong one generated, or give a value")
+    fi
+  done
+  if [ -n "${HAPROXY_AUTH_PASS:-}" ] && [[ ! "$HAPROXY_AUTH_PASS" =~ ^(\$apr1\$|\$2[aby]\$|\{SHA\}) ]]; then
+    out+=("HAPROXY_AUTH_PASS must be a password hash (htpasswd -nB USER), not a plain password")
+  fi
+  if [ "$DOMAIN" != "localhost" ]; then
+    local sample
+    for v in $(compgen -v | grep -E '_PASSWORD$' || true); do
+      for sample in password changeme secret admin postgres repmgr pgpool redis 123456; do
+        [ "${!v:-}" != "$sample" ] || out+=("$v is a sample password ('$sample') on the real domain $DOMAIN: choose a strong one or remove it to have one generated")
+      done
+    done
+  fi
+}
+
+# Prints the secret $1 from .env or from .secrets/ (generated once, 0600).
+secret_value() {
+  local name=${1:?missing secret name} file
+  if [ -n "${!name:-}" ]; then
+    printf '%s' "${!name}"
+    return
+  fi
+  file="$SECRETS_DIR/$(printf '%s' "$name" | tr '[:upper:]' '[:lower:]')"
+  if [ ! -s "$file" ]; then
+    (umask 077 && mkdir -p "$SECRETS_DIR" && head -c 24 /dev/urandom | base64 | tr -d '/+=\n' >"$file")
+  fi
+  cat "$file"
+}
+
+# Creates Docker secret for variable $1 named after its content's hash, so a
+# changed value gets a new secret and an unchanged one is reused; exports
+# ${1}_SECRET with the name for the stack files.
+ensure_secret() {
+  local name=${1:?missing secret name} value hash secret
+  value=$(secret_value "$name")
+  hash=$(printf '%s' "$value" | sha256sum | cut -c1-12)
+  secret="swarmvote_$(printf '%s' "$name" | tr '[:upper:]' '[:lower:]')_$hash"
+  if ! docker secret inspect "$secret" >/dev/null 2>&1; then
+    printf '%s' "$value" | docker secret create "$secret" - >/dev/null
+    step "created secret $secret"
+  fi
+  export "${name}_SECRET=$secret"
+}
+
+# Creates the overlay networks the stacks share.
+ensure_networks() {
+  local net
+  for net in "${NETWORKS[@]}"; do
+    docker network inspect "$net" >/dev/null 2>&1 && continue
+    docker network create --driver overlay --attachable "$net" >/dev/null
+    step "created network $net"
+  done
+}
+
+# Builds image $1 (a short name) from Dockerfile $2 with context $3, tags it
+# ${REPOSITORY_NAME}/$1:<content id> and exports ${1^^}_IMAGE with that name.
+build_image() {
+  local name=${1:?missing image name} dockerfile=${2:?missing Dockerfile} context=${3:?missing context} id var tag
+  shift 3
+  step "building $name"
+  if ! id=$(DOCKER_BUILDKIT=0 docker build -q -f "$dockerfile" "$@" "$context" 2>"$SWARMVOTE_ROOT/.build-$name.log"); then
+    tail -n 30 "$SWARMVOTE_ROOT/.build-$name.log" >&2
+    die "building $name failed (full log: .build-$name.log)"
+  fi
+  rm -f "$SWARMVOTE_ROOT/.build-$name.log"
+  tag="$REPOSITORY_NAME/$name:${id#sha256:}"
+  tag=${tag:0:${#REPOSITORY_NAME}+${#name}+14}
+  docker tag "$id" "$tag"
+  docker tag "$id" "$REPOSITORY_NAME/$name:latest"
+  if [ -n "$REGISTRY" ]; then
+    docker tag "$id" "$REGISTRY/$tag"
+    docker push -q "$REGISTRY/$tag" >/dev/null || die "pushing $REGISTRY/$tag failed"
+    tag="$REGISTRY/$tag"
+  fi
+  var="$(printf '%s' "$name" | tr '[:lower:]-' '[:upper:]_')_IMAGE"
+  export "$var=$tag"
+}
+
+# The base image everything is built from.
+ensure_base_image() {
+  "$SWARMVOTE_ROOT/images/debian-base.sh"
+}
+
+# Deploys stack $1 from compose file $2; the engine updates only what changed.
+deploy_stack() {
+  local stack=${1:?missing stack} file=${2:?missing compose file}
+  step "deploying stack $stack"
+  docker stack deploy --detach=true --prune --resolve-image never -c "$file" "$stack" >/dev/null
+}
+
+# Waits until every service of stack $1 runs its replicas and each running
+# task's container is healthy; on timeout shows the failing service's logs.
+wait_stack() {
+  local stack=${1:?missing stack} deadline pending svc
+  deadline=$((SECONDS + DEPLOY_TIMEOUT))
+  while :; do
+    pending=$(unhealthy_services "$stack")
+    [ -z "$pending" ] && { step "stack $stack is healthy"; return 0; }
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      for svc in $pending; do
+        printf '\n--- %s: tasks ---\n' "$svc" >&2
+        docker service ps --no-trunc --format '{{.Name}} {{.CurrentState}} {{.Error}}' "$svc" | head -n 5 >&2
+        printf -- '--- %s: last log lines ---\n' "$svc" >&2
+        docker service logs --tail 20 --no-task-ids "$svc" 2>&1 | tail -n 20 >&2
+      done
+      die "stack $stack not healthy after ${DEPLOY_TIMEOUT}s: $pending (see above; ./deploy.sh logs SERVICE for more)"
+    fi
+    step "waiting for: $pending"
+    sleep 3
+  done
+}
+
+# Prints the services of stack $1 that do not yet run all their replicas.
+# A task with a health check counts as running only once it is healthy.
+unhealthy_services() {
+  local stack=${1:?missing stack} name replicas running desired
+  docker stack services --format '{{.Name}} {{.Replicas}}' "$stack" 2>/dev/null | while read -r name replicas _; do
+    running=${replicas%%/*}
+    desired=${replicas#*/}
+    [ "$running" -ge "$desired" ] || printf '%s ' "$name"
+  done
+}
+
+# Makes (once) a local CA and a certificate signed by it, in .secrets/tls, for
+# DOMAIN, *.DOMAIN and each service's host name (clients do not accept a
+# wildcard right under a one-label name such as localhost); a new certificate
+# when the names change. Exports TLS_CERT_SECRET and TLS_KEY_SECRET.
+ensure_tls() {
+  local dir="$SECRETS_DIR/tls" names sub
+  names="DNS:$DOMAIN,DNS:*.$DOMAIN"
+  for sub in "$VOTE_SUB" "$RESULT_SUB" "$HAPROXY_SUB" "$WP_SUB"; do
+    names="$names,DNS:$sub.$DOMAIN"
+  done
+  command -v openssl >/dev/null 2>&1 || die "openssl is needed to make the local certificate (apt-get install openssl)"
+  (umask 077 && mkdir -p "$dir")
+  if [ ! -s "$dir/ca.crt" ] || [ ! -s "$dir/ca.key" ]; then
+    step "creating a local certificate authority (.secrets/tls/ca.crt)"
+    openssl req -x509 -new -newkey rsa:3072 -nodes -sha256 -days 3650 \
+      -subj "/CN=swarmvote local CA" -keyout "$dir/ca.key" -out "$dir/ca.crt" 2>/dev/null
+  fi
+  if [ "$(cat "$dir/names" 2>/dev/null)" != "$names" ] || [ ! -s "$dir/cert.pem" ]; then
+    step "creating a certificate for $DOMAIN and its subdomains"
+    openssl req -new -newkey rsa:2048 -nodes -sha256 -subj "/CN=$DOMAIN" \
+      -keyout "$dir/key.pem" -out "$dir/cert.csr" 2>/dev/null
+    printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\n' "$names" >"$dir/ext.cnf"
+    openssl x509 -req -sha256 -days 825 -in "$dir/cert.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" \
+      -CAcreateserial -extfile "$dir/ext.cnf" -out "$dir/cert.pem" 2>/dev/null
+    chmod 0600 "$dir/key.pem" "$dir/cert.pem"
+    printf '%s' "$names" >"$dir/names"
+  fi
+  ensure_file_secret TLS_CERT "$dir/cert.pem"
+  ensure_file_secret TLS_KEY "$dir/key.pem"
+}
+
+# Like ensure_secret, for a value held in file $2.
+ensure_file_secret() {
+  local name=${1:?missing name} file=${2:?missing file} hash secret
+  hash=$(sha256sum "$file" | cut -c1-12)
+  secret="swarmvote_$(printf '%s' "$name" | tr '[:upper:]' '[:lower:]')_$hash"
+  if ! docker secret inspect "$secret" >/dev/null 2>&1; then
+    docker secret create "$secret" "$file" >/dev/null
+    step "created secret $secret"
+  fi
+  export "${name}_SECRET=$secret"
+}
+
+# --- The stacks, each deployable alone (its folder's deploy.sh) -----------
+
+deploy_postgres() {
+  log "postgres stack"
+  ensure_secret POSTGRESQL_PASSWORD
+  ensure_secret POSTGRESQL_POSTGRES_PASSWORD
+  build_image postgres "$SWARMVOTE_ROOT/postgres/Dockerfile" "$SWARMVOTE_ROOT/postgres"
+  deploy_stack postgres "$SWARMVOTE_ROOT/postgres/docker-compose.yml"
+  wait_stack postgres
+}
+
+deploy_redis() {
+  log "redis stack"
+  ensure_secret REDIS_PASSWORD
+  build_image redis "$SWARMVOTE_ROOT/redis/Dockerfile" "$SWARMVOTE_ROOT/redis"
+  deploy_stack redis "$SWARMVOTE_ROOT/redis/docker-compose.yml"
+  wait_stack redis
+}
+
+deploy_app() {
+  log "app stack"
+  ensure_secret REDIS_PASSWORD
+  ensure_secret POSTGRESQL_PASSWORD
+  ensure_tls
+  TRAEFIK_DYNAMIC_HASH=$(sha256sum "$SWARMVOTE_ROOT/traefik/dynamic.yml" | cut -c1-12)
+  export TRAEFIK_DYNAMIC_HASH
+  step "compiling the services (the first build takes several minutes)"
+  build_image build "$SWARMVOTE_ROOT/build.Dockerfile" "$SWARMVOTE_ROOT"
+  local svc
+  for svc in vote worker result; do
+    build_image "$svc" "$SWARMVOTE_ROOT/$svc/Dockerfile" "$SWARMVOTE_ROOT/$svc" --build-arg "BUILD_IMAGE=$BUILD_IMAGE"
+  done
+  build_image traefik "$SWARMVOTE_ROOT/traefik/Dockerfile" "$SWARMVOTE_ROOT/traefik"
+  deploy_stack app "$SWARMVOTE_ROOT/docker-compose.yml"
+  wait_stack app
+  wait_route "$VOTE_SUB.$DOMAIN"
+  wait_route "$RESULT_SUB.$DOMAIN"
+}
+
+# Waits until Traefik routes https://$1/healthz here (it discovers services
+# a few seconds after they are healthy). Skipped without curl.
+wait_route() {
+  local host=${1:?missing host} deadline
+  command -v curl >/dev/null 2>&1 || { warn "curl is missing: not checking that $host is routed"; return 0; }
+  deadline=$((SECONDS + 60))
+  until curl -sf -o /dev/null --max-time 3 --cacert "$SECRETS_DIR/tls/ca.crt" \
+      --resolve "$host:$HTTPS_PORT:127.0.0.1" "https://$host:$HTTPS_PORT/healthz"; do
+    [ "$SECONDS" -lt "$deadline" ] || die "https://$host/ is not answering through Traefik after 60s (./deploy.sh logs traefik)"
+    sleep 1
+  done
+  step "https://$host/ answers"
+}
+
+# Everything a stack's deploy needs before its own steps.
+prepare() {
+  load_env
+  require_docker
+  ensure_networks
+  ensure_base_image
+}

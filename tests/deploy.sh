@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# End-to-end tests of the deployment: bad input refused before anything is
+# touched, then ./deploy.sh from an engine with no stacks, the system driven
+# over HTTPS through Traefik on 127.0.0.1 (certificate checked against the
+# generated CA), a second deploy that changes nothing, network segmentation,
+# and ./deploy.sh down. Run by ./test.sh; needs Docker. It replaces any
+# deployment of this project on the local swarm, volumes included.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+ARTIFACTS=tests/artifacts
+mkdir -p "$ARTIFACTS"
+ENV_FILE=$(mktemp)
+export SWARMVOTE_ENV_FILE=$ENV_FILE
+# Ports of their own, so a deployment on 80/443 is not disturbed.
+readonly HTTP=18080 HTTPS=18443
+printf 'HTTP_PORT=%s\nHTTPS_PORT=%s\nOPTION_A=Gandom\nOPTION_B=Amoo\n' "$HTTP" "$HTTPS" >"$ENV_FILE"
+trap 'rm -f "$ENV_FILE"' EXIT
+
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); printf '  ok    %s\n' "$*"; }
+not_ok() { failed=$((failed + 1)); printf '  FAIL  %s\n' "$*"; }
+# check DESCRIPTION COMMAND...: passes when the command succeeds.
+check() { local what=$1; shift; if "$@"; then ok "$what"; else not_ok "$what"; fi; }
+# fails COMMAND...: succeeds when the command fails.
+fails() { ! "$@"; }
+
+# curl through Traefik on 127.0.0.1 for host $1 (vote, result), path $2.
+https() {
+  local host="$1.localhost" path=$2
+  shift 2
+  curl -sS --max-time 10 --cacert .secrets/tls/ca.crt --resolve "$host:$HTTPS:127.0.0.1" "$@" "https://$host:$HTTPS$path"
+}
+
+# Runs ./deploy.sh with arguments; fails the check unless it exits non-zero
+# with a message matching $1 on stderr.
+refuses() {
+  local pattern=$1 out
+  shift
+  if out=$("$@" 2>&1); then
+    printf '    expected a failure from: %s\n' "$*"
+    return 1
+  fi
+  grep -qE -- "$pattern" <<<"$out" || { printf '    no "%s" in:\n%s\n' "$pattern" "$out"; return 1; }
+}
+
+stacks() { docker stack ls --format '{{.Name}}' 2>/dev/null | grep -xE 'app|redis|postgres' || true; }
+
+echo "deploy: bad arguments and bad .env"
+check "unknown command" refuses "unknown command 'bogus'" ./deploy.sh bogus
+check "unknown option of down" refuses "unknown option '--force'" ./deploy.sh down --force
+check "logs without a service" refuses "usage: ./deploy.sh logs SERVICE" ./deploy.sh logs
+check "stack script's unknown argument" refuses "unknown argument" redis/deploy.sh --bogus
+# A clean slate: stacks and volumes left by an earlier run (perhaps made with
+# other generated passwords) would decide the outcome.
+./deploy.sh down --volumes >/dev/null 2>&1 || true
+good_env=$(cat "$ENV_FILE")
+{
+  echo 'DOMAIN=not a host!'
+  echo 'VOTE_SUB=Vote_Sub'
+  echo 'HTTPS_PORT=70000'
+  echo 'NO_SUCH_SETTING=1'
+  echo 'POSTGRESQL_PASSWORD='
+  echo 'this line is not an assignment'
+  echo "OPTION_A=$(printf 'x%.0s' {1..100})"
+} >"$ENV_FILE"
+out=$(./deploy.sh 2>&1 || true)
+for problem in "DOMAIN: 'not a host!'" "VOTE_SUB" "HTTPS_PORT: '70000'" "unknown variable NO_SUCH_SETTING" \
+  "POSTGRESQL_PASSWORD is set but empty" "not NAME=value" "OPTION_A: at most 64"; do
+  check "bad .env names: $problem" grep -qF -- "$problem" <<<"$out"
+done
+check "bad .env: nothing deployed" test -z "$(stacks)"
+printf 'DOMAIN=example.org\nPOSTGRESQL_PASSWORD=password\n' >"$ENV_FILE"
+check "a sample password on a real domain is refused" refuses "sample password" ./deploy.sh
+printf '%s\n' "$good_env" >"$ENV_FILE"
+
+echo "deploy: from an engine with no stacks"
+started=$SECONDS
+if ./deploy.sh >"$ARTIFACTS/deploy.log" 2>&1; then
+  ok "./deploy.sh succeeds ($((SECONDS - started))s)"
+else
+  not_ok "./deploy.sh succeeds (log: $ARTIFACTS/deploy.log)"
+  tail -n 40 "$ARTIFACTS/deploy.log"
+  echo "deploy: $passed passed, $failed failed"
+  exit 1
+fi
+
+echo "deploy: the system over HTTPS"
+check "HTTP redirects to HTTPS" bash -c "curl -s -o /dev/null -w '%{http_code} %{redirect_url}' --resolve vote.localhost:$HTTP:127.0.0.1 http://vote.localhost:$HTTP/ | grep -qE '^30[178] https://vote.localhost'"
+page_has() { https vote / | grep -q "$1"; }
+check "the vote page names both options" page_has Gandom
+before=$(https result /api/results | sed -E 's/.*"total":([0-9]+).*/\1/')
+events="$ARTIFACTS/events.txt"
+https result /events -N --max-time 20 >"$events" 2>/dev/null &
+sse=$!
+sleep 1
+answer=$(https vote /api/vote -H 'Content-Type: application/json' -d '{"vote":"b"}' || true)
+check "a vote is recorded" test "$answer" = '{"recorded":true,"vote":"b"}'
+expected=$((before + 1))
+for _ in $(seq 1 50); do
+  https result /api/results | grep -q "\"total\":$expected" && break
+  sleep 0.2
+done
+results_show() { https result /api/results | grep -q "\"total\":$1"; }
+check "the vote shows in /api/results" results_show "$expected"
+for _ in $(seq 1 50); do grep -q "\"total\":$expected" "$events" && break; sleep 0.2; done
+check "the vote shows on the SSE stream" grep -q "\"total\":$expected" "$events"
+kill "$sse" 2>/dev/null || true
+check "the certificate is refused without the generated CA" \
+  fails curl -s -o /dev/null --max-time 5 --resolve "vote.localhost:$HTTPS:127.0.0.1" "https://vote.localhost:$HTTPS/"
+
+echo "deploy: segmentation"
+in_container() { # service, shell command: runs it in one of the service's containers
+  local id
+  id=$(docker ps -q --filter "label=com.docker.swarm.service.name=$1" | head -n 1)
+  [ -n "$id" ] || { echo "    no running container of $1"; return 99; }
+  docker exec "$id" bash -c "$2" >/dev/null 2>&1
+}
+# refused SERVICE COMMAND: the command ran in the container and failed (not: no container).
+refused() { local rc=0; in_container "$@" || rc=$?; [ "$rc" -eq 1 ]; }
+check "vote reaches Redis" in_container app_vote 'exec 3<>/dev/tcp/redis-master/6379'
+check "vote cannot reach PostgreSQL" refused app_vote 'exec 3<>/dev/tcp/db/5432'
+check "result reaches PostgreSQL" in_container app_result 'exec 3<>/dev/tcp/db/5432'
+check "result cannot reach Redis" refused app_result 'exec 3<>/dev/tcp/redis-master/6379'
+check "the services run as a non-root user" refused app_vote '[ "$(id -u)" = 0 ]'
+
+echo "deploy: a second run changes nothing"
+docker ps -q | sort >"$ARTIFACTS/containers.before"
+started=$SECONDS
+check "second ./deploy.sh succeeds" bash -c "./deploy.sh >'$ARTIFACTS/deploy-again.log' 2>&1"
+echo "    (second run: $((SECONDS - started))s)"
+docker ps -q | sort >"$ARTIFACTS/containers.after"
+check "no container was replaced" diff -q "$ARTIFACTS/containers.before" "$ARTIFACTS/containers.after"
+check "status lists the services" bash -c "./deploy.sh status | grep -q 'app_vote.*2/2'"
+
+echo "deploy: down"
+check "./deploy.sh down succeeds" bash -c "./deploy.sh down >/dev/null 2>&1"
+check "no stack is left" test -z "$(stacks)"
+check "the data volumes are kept" bash -c "docker volume ls -q | grep -q postgres_pg_data"
+check "./deploy.sh down --volumes removes them" bash -c "./deploy.sh down --volumes >/dev/null 2>&1 && ! docker volume ls -q | grep -q postgres_pg_data"
+
+echo "deploy: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
