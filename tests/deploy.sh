@@ -134,6 +134,56 @@ docker ps -q | sort >"$ARTIFACTS/containers.after"
 check "no container was replaced" diff -q "$ARTIFACTS/containers.before" "$ARTIFACTS/containers.after"
 check "status lists the services" bash -c "./deploy.sh status | grep -q 'app_vote.*2/2'"
 
+echo "deploy: rolling update of vote and result under load"
+# voter LOOP SECONDS: votes as new voters until SECONDS have passed; writes
+# "status voter_id choice" lines to $ARTIFACTS/load.LOOP.
+voter() {
+  local loop=$1 until=$((SECONDS + $2)) choice headers status id
+  : >"$ARTIFACTS/load.$loop"
+  while [ "$SECONDS" -lt "$until" ]; do
+    choice=$([ $((RANDOM % 2)) -eq 0 ] && echo a || echo b)
+    headers=$(https vote /api/vote -D - -o /dev/null -H 'Content-Type: application/json' -d "{\"vote\":\"$choice\"}" 2>/dev/null || true)
+    status=$(sed -nE 's/^HTTP\/[0-9.]+ ([0-9]{3}).*/\1/p' <<<"$headers" | tail -n 1)
+    id=$(sed -nE 's/^[Ss]et-[Cc]ookie: voter_id=([0-9a-f]{32}).*/\1/p' <<<"$headers" | head -n 1)
+    printf '%s %s %s\n' "${status:-000}" "${id:-none}" "$choice" >>"$ARTIFACTS/load.$loop"
+  done
+}
+# A new image for a service: the same program, one label different.
+changed_image() {
+  local image id tag
+  image=$(docker service inspect --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}' "$1")
+  id=$(printf 'FROM %s\nLABEL swarmvote.test.revision=%s\n' "$image" "$RANDOM$RANDOM" | DOCKER_BUILDKIT=0 docker build -q - 2>/dev/null)
+  tag="${image%%:*}:test-${id#sha256:}"
+  docker tag "$id" "${tag:0:${#image}+20}"
+  printf '%s\n' "${tag:0:${#image}+20}"
+}
+stored_votes() {
+  local db
+  db=$(docker ps -q --filter label=com.docker.swarm.service.name=postgres_db | head -n 1)
+  docker exec -u postgres "$db" psql -d votes -At -c "SELECT voter_id || ' ' || vote FROM votes" 2>/dev/null
+}
+for loop in 1 2 3 4; do voter "$loop" 40 & done
+sleep 5
+vote_image=$(changed_image app_vote)
+result_image=$(changed_image app_result)
+check "vote updated to a new image" bash -c "docker service update --detach=false --quiet --image '$vote_image' app_vote >/dev/null 2>&1"
+check "result updated to a new image" bash -c "docker service update --detach=false --quiet --image '$result_image' app_result >/dev/null 2>&1"
+wait
+cat "$ARTIFACTS"/load.[1-4] >"$ARTIFACTS/load.all"
+requests=$(wc -l <"$ARTIFACTS/load.all")
+failures=$(grep -vc '^200 ' "$ARTIFACTS/load.all" || true)
+check "the load ran ($requests requests)" test "$requests" -gt 50
+check "no request failed during the update ($failures failed)" test "$failures" -eq 0
+lost=-1
+for _ in $(seq 1 60); do
+  stored_votes | sort >"$ARTIFACTS/stored"
+  lost=$(awk '$1 == 200 {print $2 " " $3}' "$ARTIFACTS/load.all" | sort | comm -23 - "$ARTIFACTS/stored" | wc -l)
+  [ "$lost" -eq 0 ] && break
+  sleep 1
+done
+echo "    acknowledged $(grep -c '^200 ' "$ARTIFACTS/load.all" || true) / lost $lost"
+check "no acknowledged vote lost" test "$lost" -eq 0
+
 echo "deploy: down"
 check "./deploy.sh down succeeds" bash -c "./deploy.sh down >/dev/null 2>&1"
 check "no stack is left" test -z "$(stacks)"
