@@ -12,6 +12,10 @@ readonly PACKAGES=(
   "shellcheck:/usr/bin/shellcheck"
   "curl:/usr/bin/curl"
   "openssl:/usr/bin/openssl"
+  "chromium:/usr/bin/chromium"
+  "chromium-driver:/usr/bin/chromedriver"
+  "python3-selenium:/usr/lib/python3/dist-packages/selenium/__init__.py"
+  "fonts-noto-core:/usr/share/fonts/truetype/noto/NotoSans-Regular.ttf"
 )
 # Debian's Rust (bookworm-security carries a current one) when there is none.
 readonly RUST_PACKAGES=(cargo-web rustc-web rustfmt-web rust-web-clippy)

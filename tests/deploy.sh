@@ -110,6 +110,11 @@ kill "$sse" 2>/dev/null || true
 check "the certificate is refused without the generated CA" \
   fails curl -s -o /dev/null --max-time 5 --resolve "vote.localhost:$HTTPS:127.0.0.1" "https://vote.localhost:$HTTPS/"
 
+echo "deploy: in a browser"
+spki=$(openssl x509 -in .secrets/tls/cert.pem -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64)
+check "headless Chromium votes and sees the result page update live" \
+  bash -c "timeout 120 tests/browser.py '$HTTPS' '$spki' '$ARTIFACTS' >'$ARTIFACTS/browser.log' 2>&1 || { cat '$ARTIFACTS/browser.log'; exit 1; }"
+
 echo "deploy: segmentation"
 in_container() { # service, shell command: runs it in one of the service's containers
   local id
