@@ -21,7 +21,8 @@ COPY vote/Cargo.toml vote/
 COPY worker/Cargo.toml worker/
 COPY result/Cargo.toml result/
 COPY testkit/Cargo.toml testkit/
-RUN for crate in common vote worker result testkit; do \
+COPY bench/Cargo.toml bench/
+RUN for crate in common vote worker result testkit bench; do \
       mkdir -p "$crate/src" && echo 'fn main() {}' > "$crate/src/main.rs" && touch "$crate/src/lib.rs"; \
     done \
  && cargo build --release --locked -p vote -p worker -p result \

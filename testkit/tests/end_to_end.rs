@@ -25,6 +25,7 @@ async fn start_stack(redis: &RedisServer, pg: &Postgres) -> Stack {
         ("REDIS_HOST", "127.0.0.1"),
         ("REDIS_PORT", redis_port.as_str()),
         ("POSTGRESQL_HOST", "127.0.0.1"),
+        ("POSTGRESQL_USERNAME", "postgres"),
         ("POSTGRESQL_PORT", pg_port.as_str()),
         ("POSTGRESQL_DATABASE", testkit::postgres::DATABASE),
         ("OPTION_A", "Gandom"),

@@ -96,6 +96,11 @@ impl Stream {
         self.read_group(count, Some(block), ">").await
     }
 
+    /// New entries for this consumer that are already there, without waiting.
+    pub async fn read_available(&mut self, count: usize) -> anyhow::Result<Vec<RawEntry>> {
+        self.read_group(count, None, ">").await
+    }
+
     /// Entries delivered to this consumer and not yet acknowledged, after
     /// `after`: what a failed step left behind.
     pub async fn read_own_pending(

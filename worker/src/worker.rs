@@ -45,6 +45,10 @@ pub struct Worker {
     /// Set after a failed step: this consumer's own pending entries are read
     /// again (from this id on) before anything new.
     recover_from: Option<String>,
+    /// The next batch, read while the previous one was being committed, so
+    /// that PostgreSQL is not idle while Redis is read. Its entries are
+    /// already pending for this consumer.
+    prefetched: Option<Vec<RawEntry>>,
     claim_cursor: String,
     next_claim: Instant,
     next_maintenance: Instant,
@@ -65,6 +69,7 @@ impl Worker {
             // A new consumer name has nothing pending, but a configured one
             // (WORKER_CONSUMER) may: read it first.
             recover_from: Some("0".to_owned()),
+            prefetched: None,
             claim_cursor: "0-0".to_owned(),
             next_claim: now,
             next_maintenance: now,
@@ -102,12 +107,17 @@ impl Worker {
         self.metrics.errors.with_label_values(&[stage]).inc();
         self.readiness.set(stage, false);
         self.recover_from = Some("0".to_owned());
+        // A prefetched batch is pending for this consumer: recovery reads it again.
+        self.prefetched = None;
         error
     }
 
     /// Leftovers of a failed step first, then entries of dead consumers
     /// (every `claim_idle / 2`), then new entries.
     async fn next_batch(&mut self) -> anyhow::Result<Vec<RawEntry>> {
+        if let Some(batch) = self.prefetched.take() {
+            return Ok(batch);
+        }
         if let Some(after) = self.recover_from.take() {
             let batch = self
                 .stream
@@ -170,7 +180,17 @@ impl Worker {
         let mut changed = 0;
         if !valid.is_empty() {
             let started = Instant::now();
-            match self.store.commit(&valid).await {
+            // A full batch suggests more is waiting: read it during the commit.
+            let prefetch = batch.len() == self.batch_size && self.recover_from.is_none();
+            let (committed, next) = tokio::join!(self.store.commit(&valid), async {
+                if prefetch {
+                    self.stream.read_available(self.batch_size).await.ok()
+                } else {
+                    None
+                }
+            });
+            self.prefetched = next.filter(|b| !b.is_empty());
+            match committed {
                 Ok(n) => changed = n,
                 Err(e) => return Err(self.failed("postgres", e)),
             }

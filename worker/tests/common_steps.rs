@@ -17,6 +17,7 @@ pub fn config(redis: &RedisServer, pg: &Postgres, extra: &[(&str, &str)]) -> Con
         ("REDIS_HOST", "127.0.0.1"),
         ("REDIS_PORT", redis_port.as_str()),
         ("POSTGRESQL_HOST", "127.0.0.1"),
+        ("POSTGRESQL_USERNAME", "postgres"),
         ("POSTGRESQL_PORT", pg_port.as_str()),
         ("POSTGRESQL_DATABASE", testkit::postgres::DATABASE),
         ("WORKER_BLOCK_MS", "20"),

@@ -26,6 +26,7 @@ fn spawn_worker(redis: &RedisServer, pg: &Postgres, http_port: u16) -> Proc {
         .env("REDIS_HOST", "127.0.0.1")
         .env("REDIS_PORT", redis.port.to_string())
         .env("POSTGRESQL_HOST", "127.0.0.1")
+        .env("POSTGRESQL_USERNAME", "postgres")
         .env("POSTGRESQL_PORT", pg.port.to_string())
         .env("POSTGRESQL_DATABASE", testkit::postgres::DATABASE)
         .env("LISTEN_ADDR", format!("127.0.0.1:{http_port}"))
