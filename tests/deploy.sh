@@ -52,6 +52,7 @@ check "unknown command" refuses "unknown command 'bogus'" ./deploy.sh bogus
 check "unknown option of down" refuses "unknown option '--force'" ./deploy.sh down --force
 check "logs without a service" refuses "usage: ./deploy.sh logs SERVICE" ./deploy.sh logs
 check "stack script's unknown argument" refuses "unknown argument" redis/deploy.sh --bogus
+check "an unreachable Docker daemon is named" refuses "Docker daemon is not running" env DOCKER_HOST=unix:///nonexistent.sock ./deploy.sh status
 # A clean slate: stacks and volumes left by an earlier run (perhaps made with
 # other generated passwords) would decide the outcome.
 ./deploy.sh down --volumes >/dev/null 2>&1 || true

@@ -24,11 +24,7 @@ impl Backoff {
     pub fn next_delay(&mut self) -> Duration {
         let delay = self.current;
         self.current = (self.current * 2).min(self.max);
-        let mut byte = [0u8; 1];
-        let jitter = match getrandom::fill(&mut byte) {
-            Ok(()) => delay / 4 * u32::from(byte[0]) / 255,
-            Err(_) => Duration::ZERO,
-        };
+        let jitter = delay / 4 * u32::from(rand::random::<u8>()) / 255;
         delay + jitter
     }
 

@@ -117,7 +117,7 @@ impl Recorder {
     /// One retry on a fresh connection covers the common failover case: the
     /// old connection reached a node that was demoted (`READONLY`) or died,
     /// and a new connection through HAProxy reaches the new primary.
-    #[tracing::instrument(skip(self), fields(voter = ?voter))]
+    #[tracing::instrument(level = "debug", skip(self), fields(voter = ?voter))]
     pub async fn record(&self, voter: &VoterId, choice: Choice) -> Result<EntryId, RecordError> {
         let started = Instant::now();
         let mut attempt = 0;
