@@ -30,8 +30,11 @@ case "${1:-}" in
 esac
 command -v wrk >/dev/null 2>&1 || { echo "edge.sh: wrk is missing (apt-get install wrk)" >&2; exit 1; }
 
-./deploy.sh >/dev/null
-port=$(sed -nE 's/^HTTPS_PORT=([0-9]+)$/\1/p' "${SWARMVOTE_ENV_FILE:-.env}" 2>/dev/null | tail -n 1)
+echo "edge.sh: deploying (./deploy.sh)" >&2
+./deploy.sh >/dev/null 2>&1 || { echo "edge.sh: ./deploy.sh failed; run it to see why" >&2; exit 1; }
+env_file=${SWARMVOTE_ENV_FILE:-.env}
+port=""
+[ ! -f "$env_file" ] || port=$(sed -nE 's/^HTTPS_PORT=([0-9]+)$/\1/p' "$env_file" | tail -n 1)
 url="https://127.0.0.1:${port:-443}"
 
 # Requests per second of one wrk run: $1 path, rest wrk options.
