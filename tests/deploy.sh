@@ -175,6 +175,16 @@ result_image=$(changed_image app_result)
 check "vote updated to a new image" bash -c "docker service update --detach=false --quiet --image '$vote_image' app_vote >/dev/null 2>&1"
 check "result updated to a new image" bash -c "docker service update --detach=false --quiet --image '$result_image' app_result >/dev/null 2>&1"
 wait
+# running IMAGE SERVICE: the update completed (not rolled back) and every
+# running task uses IMAGE.
+running() {
+  local state images
+  state=$(docker service inspect --format '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}' "$2")
+  images=$(docker ps --filter "label=com.docker.swarm.service.name=$2" --format '{{.Image}}' | sort -u)
+  [ "$state" = completed ] && [ "$images" = "$1" ]
+}
+check "vote runs the new image" running "$vote_image" app_vote
+check "result runs the new image" running "$result_image" app_result
 cat "$ARTIFACTS"/load.[1-4] >"$ARTIFACTS/load.all"
 requests=$(wc -l <"$ARTIFACTS/load.all")
 failures=$(grep -vc '^200 ' "$ARTIFACTS/load.all" || true)
