@@ -22,7 +22,8 @@ COPY worker/Cargo.toml worker/
 COPY result/Cargo.toml result/
 COPY testkit/Cargo.toml testkit/
 COPY bench/Cargo.toml bench/
-RUN for crate in common vote worker result testkit bench; do \
+COPY loadgen/Cargo.toml loadgen/
+RUN for crate in common vote worker result testkit bench loadgen; do \
       mkdir -p "$crate/src" && echo 'fn main() {}' > "$crate/src/main.rs" && touch "$crate/src/lib.rs"; \
     done \
  && cargo build --release --locked -p vote -p worker -p result \

@@ -31,6 +31,7 @@ summary() {
   cat <<SUMMARY
     vote:     https://$VOTE_SUB.$DOMAIN$https/
     result:   https://$RESULT_SUB.$DOMAIN$https/
+    stats:    https://$HAPROXY_SUB.$DOMAIN$https/redis (user ${HAPROXY_AUTH_USER:-admin}; password in .secrets/haproxy_auth_password unless HAPROXY_AUTH_PASS is set)
     secrets:  .secrets/ (generated passwords, mode 0600)
 SUMMARY
   printf '    TLS:      certificates from a local CA; trust .secrets/tls/ca.crt in your browser\n'
@@ -57,7 +58,26 @@ cmd_status() {
     fi
     docker stack services --format '  {{.Name}}\t{{.Replicas}}\t{{.Image}}' "$stack" | column -t -s $'\t'
     docker stack ps --filter desired-state=running --format '  {{.Name}}\t{{.CurrentState}}\t{{.Error}}' "$stack" | column -t -s $'\t'
+    [ "$stack" != redis ] || redis_status
   done
+}
+
+# The Redis primary the Sentinels agree on, and each replica's state and lag,
+# asked from inside a Sentinel's container.
+redis_status() {
+  local id
+  id=$(docker ps -q --filter label=com.docker.swarm.service.name=redis_sentinel-1 | head -n 1)
+  [ -n "$id" ] || id=$(docker ps -q --filter label=com.docker.stack.namespace=redis --filter name=sentinel | head -n 1)
+  [ -n "$id" ] || { printf '  primary: unknown (no Sentinel is running)\n'; return 0; }
+  # shellcheck disable=SC2016 # expanded inside the container
+  docker exec "$id" bash -c '
+    export REDISCLI_AUTH=$(cat /run/secrets/redis_password)
+    primary=$(redis-cli --no-auth-warning -p 26379 SENTINEL get-master-addr-by-name swarmvote | head -n 1)
+    printf "  primary: %s (as the Sentinels agree)\n" "${primary:-unknown}"
+    [ -n "$primary" ] || exit 0
+    redis-cli --no-auth-warning -h "$primary" INFO replication | tr -d "\r" \
+      | sed -nE "s/^slave[0-9]+:ip=([^,]+),port=[0-9]+,state=([^,]+),offset=([0-9]+),lag=([0-9]+).*/  replica: \1 \2, offset \3, lag \4 s/p"
+  ' 2>/dev/null || printf '  primary: unknown (the Sentinel did not answer)\n'
 }
 
 cmd_down() {

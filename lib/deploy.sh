@@ -111,6 +111,7 @@ validate_env() {
       out+=("$v is set but empty: remove the line to have a strong one generated, or give a value")
     fi
   done
+  [[ "${HAPROXY_AUTH_USER:-admin}" =~ ^[A-Za-z0-9._-]{1,64}$ ]] || out+=("HAPROXY_AUTH_USER: '${HAPROXY_AUTH_USER:-}' is not a user name (letters, digits, . _ -)")
   if [ -n "${HAPROXY_AUTH_PASS:-}" ] && [[ ! "$HAPROXY_AUTH_PASS" =~ ^(\$apr1\$|\$2[aby]\$|\{SHA\}) ]]; then
     out+=("HAPROXY_AUTH_PASS must be a password hash (htpasswd -nB USER), not a plain password")
   fi
@@ -275,6 +276,23 @@ ensure_file_secret() {
   export "${name}_SECRET=$secret"
 }
 
+# Exports HAPROXY_BASICAUTH ("user:hash") for the stats pages' basic auth:
+# HAPROXY_AUTH_USER (default admin) and HAPROXY_AUTH_PASS, a password hash;
+# without one, a password is generated once into .secrets/haproxy_auth_password
+# and its hash kept beside it, so the label (and the service) stays the same
+# from one run to the next.
+ensure_stats_auth() {
+  local user=${HAPROXY_AUTH_USER:-admin} hash=${HAPROXY_AUTH_PASS:-} file="$SECRETS_DIR/haproxy_auth_pass_hash"
+  if [ -z "$hash" ]; then
+    if [ ! -s "$file" ]; then
+      command -v openssl >/dev/null 2>&1 || die "openssl is needed to hash the stats pages' password (apt-get install openssl)"
+      (umask 077 && secret_value HAPROXY_AUTH_PASSWORD | openssl passwd -apr1 -stdin >"$file")
+    fi
+    hash=$(cat "$file")
+  fi
+  export HAPROXY_BASICAUTH="$user:$hash"
+}
+
 # --- The stacks, each deployable alone (its folder's deploy.sh) -----------
 
 deploy_postgres() {
@@ -289,6 +307,7 @@ deploy_postgres() {
 deploy_redis() {
   log "redis stack"
   ensure_secret REDIS_PASSWORD
+  ensure_stats_auth
   build_image redis "$SWARMVOTE_ROOT/redis/Dockerfile" "$SWARMVOTE_ROOT/redis"
   deploy_stack redis "$SWARMVOTE_ROOT/redis/docker-compose.yml"
   wait_stack redis

@@ -1,22 +1,195 @@
 #!/usr/bin/env bash
-# Starts redis-server with the password from $REDIS_PASSWORD_FILE, written to
-# a private config file so that it never shows in the process list.
+# Entrypoint of the redis stack's image. The first argument is the role:
+#   node       a Redis node; asks the Sentinels who the primary is, then starts
+#              as its replica (or as the primary when they name this node)
+#   sentinel   a Sentinel
+#   proxy      HAProxy, routing to the one node that is the agreed primary
+#   health R   the container health check of role R (exit 0 or 1)
+# Settings (environment): NODE_NAME (this node's service name, for node and
+# sentinel), REDIS_PASSWORD_FILE (default /run/secrets/redis_password),
+# SENTINELS (default "sentinel-1 sentinel-2 sentinel-3"), MASTER_NAME
+# (default swarmvote), INITIAL_PRIMARY (default redis-1), BOOT_WAIT_S
+# (default 12: how long a node that held data and is named primary waits for
+# a failover already under way to name another node).
 set -euo pipefail
 
-: "${REDIS_PASSWORD_FILE:?set REDIS_PASSWORD_FILE to the Docker secret holding the password}"
-[ -s "$REDIS_PASSWORD_FILE" ] || { echo "redis: $REDIS_PASSWORD_FILE is missing or empty" >&2; exit 2; }
-password=$(cat "$REDIS_PASSWORD_FILE")
-conf=$(mktemp /tmp/redis.XXXXXX.conf)
-chmod 0600 "$conf"
-cat >"$conf" <<CONF
-bind * -::*
-port 6379
-dir /data
-# Every acknowledged write is in the append-only file within a second.
-appendonly yes
-appendfsync everysec
-requirepass "$password"
-masterauth "$password"
-protected-mode no
-CONF
-exec redis-server "$conf"
+readonly TEMPLATES=/etc/swarmvote
+readonly PASSWORD_FILE=${REDIS_PASSWORD_FILE:-/run/secrets/redis_password}
+read -r -a SENTINEL_HOSTS <<<"${SENTINELS:-sentinel-1 sentinel-2 sentinel-3}"
+readonly MASTER=${MASTER_NAME:-swarmvote}
+readonly INITIAL_PRIMARY=${INITIAL_PRIMARY:-redis-1}
+readonly BOOT_WAIT_S=${BOOT_WAIT_S:-12}
+
+log() { printf '%s redis-entrypoint[%s]: %s\n' "$(date -u +%FT%TZ)" "${NODE_NAME:-$ROLE}" "$*" >&2; }
+die() { log "error: $*"; exit 2; }
+
+# Prints the password from the secret file, refusing one Redis cannot take
+# in a config file line.
+read_password() {
+  [ -r "$PASSWORD_FILE" ] || die "the password secret $PASSWORD_FILE is missing or unreadable: give the service the redis_password secret"
+  local password
+  password=$(cat "$PASSWORD_FILE")
+  [ -n "$password" ] || die "the password secret $PASSWORD_FILE is empty"
+  [[ "$password" =~ ^[[:graph:]]+$ && "$password" != *'"'* && "$password" != *\\* ]] \
+    || die "the password in $PASSWORD_FILE has spaces, quotes, backslashes or control characters: Redis config lines cannot hold it"
+  printf '%s' "$password"
+}
+
+# Checks that NODE_NAME is set and a plain host name.
+require_node_name() {
+  [[ "${NODE_NAME:-}" =~ ^[a-z0-9][a-z0-9-]*$ ]] || die "NODE_NAME must be this service's name (e.g. redis-1), got '${NODE_NAME:-}'"
+}
+
+# Renders template $1 with the placeholders replaced; prints it.
+render() {
+  local text
+  text=$(<"$TEMPLATES/$1")
+  text=${text//@PASSWORD@/$PASSWORD}
+  text=${text//@NODE_NAME@/${NODE_NAME:-}}
+  text=${text//@MASTER@/$MASTER}
+  text=${text//@PRIMARY@/$INITIAL_PRIMARY}
+  printf '%s\n' "$text"
+}
+
+# Asks every Sentinel for the primary; prints "host epoch flags" from the one
+# with the highest configuration epoch, or nothing when none answers.
+ask_sentinels() {
+  local sentinel reply best="" best_epoch=-1 host epoch flags
+  for sentinel in "${SENTINEL_HOSTS[@]}"; do
+    reply=$(REDISCLI_AUTH=$PASSWORD timeout 2 redis-cli --no-auth-warning -h "$sentinel" -p 26379 \
+      SENTINEL master "$MASTER" 2>/dev/null | tr -d '\r') || continue
+    host=$(sed -n '/^ip$/{n;p;q}' <<<"$reply")
+    epoch=$(sed -n '/^config-epoch$/{n;p;q}' <<<"$reply")
+    flags=$(sed -n '/^flags$/{n;p;q}' <<<"$reply")
+    [ -n "$host" ] && [[ "$epoch" =~ ^[0-9]+$ ]] || continue
+    if [ "$epoch" -gt "$best_epoch" ]; then
+      best="$host $epoch $flags"
+      best_epoch=$epoch
+    fi
+  done
+  printf '%s' "$best"
+}
+
+# Prints the primary the Sentinels name, waiting until one answers.
+current_primary() {
+  local answer waited=0
+  while :; do
+    answer=$(ask_sentinels)
+    [ -n "$answer" ] && { printf '%s' "${answer%% *}"; return; }
+    [ $((waited % 10)) -eq 0 ] && log "no Sentinel (${SENTINEL_HOSTS[*]}) answers yet; waiting for them to name the primary"
+    sleep 1
+    waited=$((waited + 1))
+  done
+}
+
+# Decides this node's primary: prints the host to replicate, or nothing to
+# start as the primary.
+choose_upstream() {
+  local primary waited=0
+  primary=$(current_primary)
+  if [ "$primary" != "$NODE_NAME" ]; then
+    printf '%s' "$primary"
+    return
+  fi
+  if [ ! -d /data/appendonlydir ]; then
+    log "the Sentinels name this node the primary and it holds no data: first boot"
+    return
+  fi
+  # This node held data and is still named primary: it may have died a moment
+  # ago, with the Sentinels about to promote a replica. Serving writes now
+  # would make two primaries, so give a failover under way time to finish.
+  log "the Sentinels still name this node the primary; waiting up to ${BOOT_WAIT_S}s for a failover under way"
+  while [ "$waited" -lt "$BOOT_WAIT_S" ]; do
+    sleep 1
+    waited=$((waited + 1))
+    primary=$(current_primary)
+    if [ "$primary" != "$NODE_NAME" ]; then
+      printf '%s' "$primary"
+      return
+    fi
+  done
+  log "no failover happened in ${BOOT_WAIT_S}s: this node stays the primary"
+}
+
+run_node() {
+  require_node_name
+  PASSWORD=$(read_password)
+  local upstream conf=/data/redis.conf
+  upstream=$(choose_upstream)
+  [ -f "$conf" ] && log "replacing $conf from an earlier run: the Sentinels, not that file, decide the role"
+  (umask 077 && render redis.conf >"$conf.new")
+  if [ -n "$upstream" ]; then
+    log "starting as a replica of $upstream"
+    printf 'replicaof %s 6379\n' "$upstream" >>"$conf.new"
+  else
+    log "starting as the primary"
+  fi
+  mv "$conf.new" "$conf"
+  exec redis-server "$conf"
+}
+
+# Copies a Sentinel config from stdin to stdout with the current password.
+refresh_passwords() {
+  local line
+  while IFS= read -r line; do
+    case "$line" in
+      "requirepass "*) line="requirepass \"$PASSWORD\"" ;;
+      "sentinel auth-pass $MASTER "*) line="sentinel auth-pass $MASTER \"$PASSWORD\"" ;;
+    esac
+    printf '%s\n' "$line"
+  done
+}
+
+run_sentinel() {
+  require_node_name
+  PASSWORD=$(read_password)
+  local conf=/data/sentinel.conf
+  if [ -s "$conf" ] && grep -q "^sentinel monitor $MASTER " "$conf"; then
+    log "keeping the Sentinel state in $conf; refreshing its passwords"
+    (umask 077 && refresh_passwords <"$conf" >"$conf.new") && mv "$conf.new" "$conf"
+  else
+    [ -f "$conf" ] && log "$conf does not monitor $MASTER: replacing it"
+    (umask 077 && render sentinel.conf >"$conf.new") && mv "$conf.new" "$conf"
+  fi
+  # A node it cannot resolve (its task is not running yet, or gone) is only
+  # logged as such and looked up again every second.
+  exec redis-sentinel "$conf"
+}
+
+run_proxy() {
+  # Fails here, with its message, rather than in every check.
+  PASSWORD=$(read_password)
+  exec haproxy -W -db -f "$TEMPLATES/haproxy.cfg"
+}
+
+# Health checks, over the network as clients see them.
+health() {
+  local role=${1:?usage: redis-entrypoint health node|sentinel|proxy}
+  case "$role" in
+    node | sentinel)
+      local port=6379
+      [ "$role" = sentinel ] && port=26379
+      [ "$(REDISCLI_AUTH=$(cat "$PASSWORD_FILE") timeout 2 redis-cli --no-auth-warning -p "$port" ping)" = PONG ]
+      ;;
+    proxy)
+      # Healthy (and so in Swarm's DNS, reachable by clients) only once at
+      # most one node is in rotation and it got there by passing its check:
+      # HAProxy starts with its servers UP, before their first check.
+      exec 3<>/dev/tcp/127.0.0.1/8404
+      printf 'GET /redis;csv HTTP/1.0\r\n\r\n' >&3
+      timeout 2 cat <&3 | awk -F, '
+        $1 == "primary" && $2 ~ /^redis-/ && $18 == "UP" { up++; if ($37 != "PROCOK") unchecked++ }
+        END { exit !(up <= 1 && unchecked == 0) }'
+      ;;
+    *) die "unknown role '$role'" ;;
+  esac
+}
+
+ROLE=${1:-node}
+case "$ROLE" in
+  node) run_node ;;
+  sentinel) run_sentinel ;;
+  proxy) run_proxy ;;
+  health) health "${2:-}" ;;
+  *) die "unknown role '$ROLE' (node, sentinel, proxy or health ROLE)" ;;
+esac

@@ -8,30 +8,12 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-ARTIFACTS=tests/artifacts
-mkdir -p "$ARTIFACTS"
+# shellcheck source=tests/lib.sh
+source tests/lib.sh
 ENV_FILE=$(mktemp)
 export SWARMVOTE_ENV_FILE=$ENV_FILE
-# Ports of their own, so a deployment on 80/443 is not disturbed.
-readonly HTTP=18080 HTTPS=18443
 printf 'HTTP_PORT=%s\nHTTPS_PORT=%s\nOPTION_A=Gandom\nOPTION_B=Amoo\n' "$HTTP" "$HTTPS" >"$ENV_FILE"
 trap 'rm -f "$ENV_FILE"' EXIT
-
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); printf '  ok    %s\n' "$*"; }
-not_ok() { failed=$((failed + 1)); printf '  FAIL  %s\n' "$*"; }
-# check DESCRIPTION COMMAND...: passes when the command succeeds.
-check() { local what=$1; shift; if "$@"; then ok "$what"; else not_ok "$what"; fi; }
-# fails COMMAND...: succeeds when the command fails.
-fails() { ! "$@"; }
-
-# curl through Traefik on 127.0.0.1 for host $1 (vote, result), path $2.
-https() {
-  local host="$1.localhost" path=$2
-  shift 2
-  curl -sS --max-time 10 --cacert .secrets/tls/ca.crt --resolve "$host:$HTTPS:127.0.0.1" "$@" "https://$host:$HTTPS$path"
-}
 
 # Runs ./deploy.sh with arguments; fails the check unless it exits non-zero
 # with a message matching $1 on stderr.
@@ -119,7 +101,7 @@ check "headless Chromium votes and sees the result page update live" \
 echo "deploy: segmentation"
 in_container() { # service, shell command: runs it in one of the service's containers
   local id
-  id=$(docker ps -q --filter "label=com.docker.swarm.service.name=$1" | head -n 1)
+  id=$(container_of "$1")
   [ -n "$id" ] || { echo "    no running container of $1"; return 99; }
   docker exec "$id" bash -c "$2" >/dev/null 2>&1
 }
@@ -162,11 +144,6 @@ changed_image() {
   tag="${image%%:*}:test-${id#sha256:}"
   docker tag "$id" "${tag:0:${#image}+20}"
   printf '%s\n' "${tag:0:${#image}+20}"
-}
-stored_votes() {
-  local db
-  db=$(docker ps -q --filter label=com.docker.swarm.service.name=postgres_db | head -n 1)
-  docker exec -u postgres "$db" psql -d votes -At -c "SELECT voter_id || ' ' || vote FROM votes" 2>/dev/null
 }
 for loop in 1 2 3 4; do voter "$loop" 40 & done
 sleep 5

@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# Failover tests of the redis stack, against the deployed system (run by
+# tests/deploy.sh after it deployed; alone: TEST_HTTPS_PORT=443
+# tests/redis-failover.sh [SCENARIO...] against ./deploy.sh's deployment).
+#
+# Under a steady vote load (loadgen: new voters, and voters changing their
+# vote, every answer logged), each scenario breaks the Redis primary, heals,
+# and then checks that:
+#   - every voter's latest acknowledged vote is in PostgreSQL (none lost),
+#   - no sample of either HAProxy ever had more than one node in rotation,
+#   - the old primary ends as a replica of the new one,
+# and records the time from the fault to the first acknowledged vote after it.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=tests/lib.sh
+source tests/lib.sh
+
+readonly LOADGEN=target/release/loadgen
+readonly LOAD_SECONDS=${LOAD_SECONDS:-40} FAULT_AFTER=8 FREEZE_SECONDS=10
+readonly RESULTS="$ARTIFACTS/redis-failover.txt"
+
+# Runs redis-cli in a Sentinel's container with the stack's password.
+sentinel_cli() {
+  local id
+  id=$(container_of redis_sentinel-1)
+  [ -n "$id" ] || id=$(container_of redis_sentinel-2)
+  # shellcheck disable=SC2016 # expanded inside the container
+  docker exec "$id" bash -c 'REDISCLI_AUTH=$(cat /run/secrets/redis_password) redis-cli --no-auth-warning "$@"' _ "$@" | tr -d '\r'
+}
+
+# The node the Sentinels name primary.
+primary() { sentinel_cli -p 26379 SENTINEL get-master-addr-by-name swarmvote 2>/dev/null | head -n 1; }
+
+# INFO replication field $2 of node $1, asked over the network.
+replication_field() { sentinel_cli -h "$1" INFO replication 2>/dev/null | sed -n "s/^$2://p"; }
+
+# Waits until node $1 is a replica of $2 with its link up.
+wait_replica_of() {
+  local node=$1 upstream=$2
+  for _ in $(seq 1 90); do
+    [ "$(replication_field "$node" role)" = slave ] && [ "$(replication_field "$node" master_host)" = "$upstream" ] \
+      && [ "$(replication_field "$node" master_link_status)" = up ] && return 0
+    sleep 1
+  done
+  return 1
+}
+
+# Waits until the Sentinels name a primary other than $1; prints it.
+wait_new_primary() {
+  local old=$1 now
+  for _ in $(seq 1 60); do
+    now=$(primary || true)
+    [ -n "$now" ] && [ "$now" != "$old" ] && { printf '%s' "$now"; return 0; }
+    sleep 0.5
+  done
+  return 1
+}
+
+# Samples, every ~300 ms until file $2 exists, the nodes each HAProxy has in
+# rotation; appends "ms container count nodes" lines to $1.
+sample_rotation() {
+  local out=$1 stop=$2 id up
+  while [ ! -e "$stop" ]; do
+    for id in $(docker ps -q --filter label=com.docker.swarm.service.name=redis_redis-master); do
+      # shellcheck disable=SC2016 # expanded inside the container
+      up=$(docker exec "$id" bash -c 'exec 3<>/dev/tcp/127.0.0.1/8404; printf "GET /redis;csv HTTP/1.0\r\n\r\n" >&3; cat <&3' 2>/dev/null \
+        | awk -F, '$1 == "primary" && $2 ~ /^redis-/ && $18 == "UP" { printf "%s,", $2 }') || continue
+      printf '%s %s %s %s\n' "$(now_ms)" "$id" "$(tr -cd , <<<"$up" | wc -c)" "${up:--}" >>"$out"
+    done
+    sleep 0.3
+  done
+}
+
+# Waits until every acknowledged vote of log $1 is stored (the worker drains
+# the queue); prints the audit's summary line; fails if it never is.
+audit_votes() {
+  local log=$1 stored="$1.stored" verdict
+  for _ in $(seq 1 90); do
+    stored_votes >"$stored" || true
+    verdict=$("$LOADGEN" audit --log "$log" --stored "$stored") && { head -n 1 <<<"$verdict"; return 0; }
+    sleep 1
+  done
+  printf '%s\n' "$verdict"
+  return 1
+}
+
+# --- Faults: each gets the primary's name and container; heal ones undo. ---
+
+fault_kill() { docker kill "$2" >/dev/null; }
+
+fault_freeze() { docker pause "$2" >/dev/null; }
+heal_freeze() { docker unpause "$2" >/dev/null; }
+
+fault_isolate() { docker network disconnect redis "$2"; }
+heal_isolate() { docker network connect redis "$2"; }
+
+# Freezes the primary until the Sentinels have promoted another node, then
+# kills it: Swarm restarts it at once, with the data and configuration of a
+# primary, right after the failover.
+fault_restart_after_failover() {
+  docker pause "$2" >/dev/null
+  wait_new_primary "$1" >/dev/null || true
+  docker kill "$2" >/dev/null 2>&1 || { docker unpause "$2" >/dev/null; docker kill "$2" >/dev/null; }
+}
+
+# Takes one Sentinel away for the whole scenario, then kills the primary.
+fault_sentinel_then_primary() {
+  docker service scale --detach=true redis_sentinel-3=0 >/dev/null
+  sleep 2
+  docker kill "$2" >/dev/null
+}
+heal_sentinel_then_primary() { docker service scale --detach=true redis_sentinel-3=1 >/dev/null; }
+
+# scenario NAME DESCRIPTION: runs fault_NAME (and heal_NAME after
+# FREEZE_SECONDS, when defined) under load, then checks the outcome.
+scenario() {
+  local name=$1 what=$2 dir="$ARTIFACTS/redis-$1" old old_id new fault heal="" recovery worst
+  rm -rf "$dir" && mkdir -p "$dir"
+  echo "redis failover: $what"
+  old=$(primary)
+  old_id=$(container_of "redis_$old")
+  if [ -z "$old" ] || [ -z "$old_id" ]; then
+    not_ok "$name: no primary to break (Sentinels name '${old:-nothing}')"
+    return
+  fi
+  "$LOADGEN" run --url "https://vote.localhost:$HTTPS/api/vote" --connect "127.0.0.1:$HTTPS" \
+    --cacert .secrets/tls/ca.crt --out "$dir/load" --rate 100 --seconds "$LOAD_SECONDS" >"$dir/loadgen.out" 2>&1 &
+  local load=$!
+  sample_rotation "$dir/rotation" "$dir/stop" &
+  local sampler=$!
+  sleep "$FAULT_AFTER"
+  fault=$(now_ms)
+  "fault_$name" "$old" "$old_id"
+  if declare -F "heal_$name" >/dev/null; then
+    sleep "$FREEZE_SECONDS"
+    heal=$(now_ms)
+    "heal_$name" "$old" "$old_id"
+  fi
+  wait "$load" || true
+  touch "$dir/stop"
+  wait "$sampler" || true
+  printf '    load: %s\n' "$(cat "$dir/loadgen.out")"
+
+  new=$(wait_new_primary "$old" || true)
+  check "$name: the Sentinels promoted another node (${old} -> ${new:-none})" test -n "$new"
+  recovery=$("$LOADGEN" recovery --log "$dir/load" --fault-ms "$fault" ${heal:+--until-ms "$heal"} || true)
+  printf '    %s\n' "$recovery"
+  printf '%s: %s\n' "$name" "$recovery" >>"$RESULTS"
+  local ms
+  ms=$(sed -nE 's/^recovered after ([0-9]+) ms.*/\1/p' <<<"$recovery")
+  check "$name: votes are acknowledged again after the fault (${ms:-never} ms; goal < 10000)" test -n "$ms"
+  worst=$(awk 'BEGIN { m = 0 } $3 > m { m = $3 } END { print m }' "$dir/rotation" 2>/dev/null || echo '?')
+  check "$name: never more than one node in an HAProxy's rotation ($(wc -l <"$dir/rotation") samples, most $worst)" \
+    test "$worst" -le 1
+  [ -z "$new" ] || check "$name: the old primary $old ends as a replica of $new" wait_replica_of "$old" "$new"
+  local verdict
+  if verdict=$(audit_votes "$dir/load"); then
+    ok "$name: no acknowledged vote lost ($verdict)"
+  else
+    not_ok "$name: acknowledged votes lost or stale:"
+    printf '%s\n' "$verdict" | sed 's/^/      /'
+  fi
+}
+
+# The stack is whole again: three nodes online, all Sentinels agree.
+wait_whole() {
+  local p
+  for _ in $(seq 1 90); do
+    p=$(primary || true)
+    if [ -n "$p" ] && [ "$(sentinel_cli -h "$p" INFO replication 2>/dev/null | grep -c 'state=online')" -eq 2 ] \
+      && [ "$(sentinel_cli -p 26379 SENTINEL master swarmvote 2>/dev/null | sed -n '/^num-other-sentinels$/{n;p}')" = 2 ]; then
+      return 0
+    fi
+    sleep 1
+  done
+  return 1
+}
+
+main() {
+  local all=(kill freeze isolate restart_after_failover sentinel_then_primary) chosen=("$@") s
+  [ "${#chosen[@]}" -gt 0 ] || chosen=("${all[@]}")
+  [ -x "$LOADGEN" ] || cargo build --quiet --release --locked -p loadgen
+  : >"$RESULTS"
+  declare -A about=(
+    [kill]="kill the primary's container"
+    [freeze]="freeze the primary (docker pause) for ${FREEZE_SECONDS}s, then thaw it"
+    [isolate]="cut the primary off the redis network for ${FREEZE_SECONDS}s, then reconnect it"
+    [restart_after_failover]="restart the old primary right after a failover"
+    [sentinel_then_primary]="take one Sentinel away, then kill the primary"
+  )
+  for s in "${chosen[@]}"; do
+    [ -n "${about[$s]:-}" ] || { echo "unknown scenario '$s' (${all[*]})" >&2; exit 2; }
+    if ! wait_whole; then
+      not_ok "$s: the redis stack is not whole (3 nodes online, 3 Sentinels) before the fault"
+      continue
+    fi
+    scenario "$s" "${about[$s]}"
+  done
+  check "the redis stack is whole after the faults" wait_whole
+  echo "redis failover: $passed passed, $failed failed (recovery times in $RESULTS)"
+  [ "$failed" -eq 0 ]
+}
+
+main "$@"
