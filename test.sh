@@ -11,6 +11,7 @@ readonly PACKAGES=(
   "postgresql-15:/usr/lib/postgresql/15/bin/postgres"
   "shellcheck:/usr/bin/shellcheck"
   "curl:/usr/bin/curl"
+  "iptables:/usr/sbin/iptables"
   "openssl:/usr/bin/openssl"
   "chromium:/usr/bin/chromium"
   "chromium-driver:/usr/bin/chromedriver"

@@ -115,6 +115,10 @@ validate_env() {
   if [ -n "${HAPROXY_AUTH_PASS:-}" ] && [[ ! "$HAPROXY_AUTH_PASS" =~ ^(\$apr1\$|\$2[aby]\$|\{SHA\}) ]]; then
     out+=("HAPROXY_AUTH_PASS must be a password hash (htpasswd -nB USER), not a plain password")
   fi
+  if [ -n "${ACME_EMAIL:-}" ]; then
+    [[ "$ACME_EMAIL" =~ ^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:]]+$ ]] || out+=("ACME_EMAIL: '$ACME_EMAIL' is not an e-mail address")
+    [[ "$DOMAIN" == *.* && "$DOMAIN" != *.localhost ]] || out+=("ACME_EMAIL is set but DOMAIN '$DOMAIN' is not a public domain: Let's Encrypt cannot certify it (remove ACME_EMAIL to use the local CA)")
+  fi
   if [ "$DOMAIN" != "localhost" ]; then
     local sample
     for v in $(compgen -v | grep -E '_PASSWORD$' || true); do
@@ -193,11 +197,20 @@ ensure_base_image() {
   "$SWARMVOTE_ROOT/images/debian-base.sh"
 }
 
-# Deploys stack $1 from compose file $2; the engine updates only what changed.
+# Deploys stack $1 from the compose files that follow; the engine updates
+# only what changed.
 deploy_stack() {
-  local stack=${1:?missing stack} file=${2:?missing compose file}
+  local stack=${1:?missing stack} file args=()
+  shift
+  for file in "$@"; do args+=(-c "$file"); done
   step "deploying stack $stack"
-  docker stack deploy --detach=true --prune --resolve-image never -c "$file" "$stack" >/dev/null
+  docker stack deploy --detach=true --prune --resolve-image never "${args[@]}" "$stack" >/dev/null
+}
+
+# The app stack's compose files: with ACME_EMAIL, Let's Encrypt's too.
+app_compose_files() {
+  printf '%s\n' "$SWARMVOTE_ROOT/docker-compose.yml"
+  [ -z "${ACME_EMAIL:-}" ] || printf '%s\n' "$SWARMVOTE_ROOT/traefik/acme.yml"
 }
 
 # Waits until every service of stack $1 runs its replicas and each running
@@ -327,7 +340,9 @@ deploy_app() {
     build_image "$svc" "$SWARMVOTE_ROOT/$svc/Dockerfile" "$SWARMVOTE_ROOT/$svc" --build-arg "BUILD_IMAGE=$BUILD_IMAGE"
   done
   build_image traefik "$SWARMVOTE_ROOT/traefik/Dockerfile" "$SWARMVOTE_ROOT/traefik"
-  deploy_stack app "$SWARMVOTE_ROOT/docker-compose.yml"
+  local files
+  mapfile -t files < <(app_compose_files)
+  deploy_stack app "${files[@]}"
   wait_stack app
   wait_route "$VOTE_SUB.$DOMAIN"
   wait_route "$RESULT_SUB.$DOMAIN"

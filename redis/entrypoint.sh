@@ -57,7 +57,11 @@ ask_sentinels() {
   local sentinel reply best="" best_epoch=-1 host epoch flags
   for sentinel in "${SENTINEL_HOSTS[@]}"; do
     reply=$(REDISCLI_AUTH=$PASSWORD timeout 2 redis-cli --no-auth-warning -h "$sentinel" -p 26379 \
-      SENTINEL master "$MASTER" 2>/dev/null | tr -d '\r') || continue
+      SENTINEL master "$MASTER" 2>&1 | tr -d '\r') || continue
+    if [[ "$reply" =~ (WRONGPASS|NOAUTH|invalid\ password) ]]; then
+      log "$sentinel refused the password: this node's redis_password secret is not the one the stack uses"
+      continue
+    fi
     host=$(sed -n '/^ip$/{n;p;q}' <<<"$reply")
     epoch=$(sed -n '/^config-epoch$/{n;p;q}' <<<"$reply")
     flags=$(sed -n '/^flags$/{n;p;q}' <<<"$reply")
@@ -174,11 +178,12 @@ health() {
     proxy)
       # Healthy (and so in Swarm's DNS, reachable by clients) only once at
       # most one node is in rotation and it got there by passing its check:
-      # HAProxy starts with its servers UP, before their first check.
+      # HAProxy starts with its servers UP, before their first check. ("* "
+      # marks a check under way.)
       exec 3<>/dev/tcp/127.0.0.1/8404
       printf 'GET /redis;csv HTTP/1.0\r\n\r\n' >&3
       timeout 2 cat <&3 | awk -F, '
-        $1 == "primary" && $2 ~ /^redis-/ && $18 == "UP" { up++; if ($37 != "PROCOK") unchecked++ }
+        $1 == "primary" && $2 ~ /^redis-/ && $18 == "UP" { up++; sub(/^\* /, "", $37); if ($37 != "PROCOK") unchecked++ }
         END { exit !(up <= 1 && unchecked == 0) }'
       ;;
     *) die "unknown role '$role'" ;;

@@ -54,6 +54,29 @@ for problem in "DOMAIN: 'not a host!'" "VOTE_SUB" "HTTPS_PORT: '70000'" "unknown
   check "bad .env names: $problem" grep -qF -- "$problem" <<<"$out"
 done
 check "bad .env: nothing deployed" test -z "$(stacks)"
+printf 'ACME_EMAIL=not-an-address\n' >"$ENV_FILE"
+check "ACME_EMAIL must be an e-mail address" refuses "ACME_EMAIL: 'not-an-address' is not an e-mail address" ./deploy.sh
+printf 'ACME_EMAIL=ops@example.org\n' >"$ENV_FILE"
+check "Let's Encrypt is refused for localhost" refuses "not a public domain" ./deploy.sh
+# The app stack as deploy.sh would deploy it with $1 as ACME_EMAIL.
+app_stack_config() {
+  (
+    # shellcheck source=lib/deploy.sh
+    source lib/deploy.sh
+    export ACME_EMAIL=$1 DOMAIN=example.org
+    set_defaults
+    export TRAEFIK_IMAGE=t VOTE_IMAGE=v WORKER_IMAGE=w RESULT_IMAGE=r TRAEFIK_DYNAMIC_HASH=h REDIS_PASSWORD_SECRET=s \
+      POSTGRESQL_PASSWORD_SECRET=s TLS_CERT_SECRET=s TLS_KEY_SECRET=s
+    mapfile -t files < <(app_compose_files)
+    args=()
+    for f in "${files[@]}"; do args+=(-c "$f"); done
+    docker stack config "${args[@]}"
+  )
+}
+check "with ACME_EMAIL, Traefik gets its certificates from Let's Encrypt" \
+  bash -c "$(declare -f app_stack_config); app_stack_config ops@example.org | grep -q 'TRAEFIK_ENTRYPOINTS_WEBSECURE_HTTP_TLS_CERTRESOLVER: le'"
+check "without it, from the local CA only" \
+  bash -c "$(declare -f app_stack_config); ! app_stack_config '' | grep -q CERTRESOLVER"
 printf 'DOMAIN=example.org\nPOSTGRESQL_PASSWORD=password\n' >"$ENV_FILE"
 check "a sample password on a real domain is refused" refuses "sample password" ./deploy.sh
 printf '%s\n' "$good_env" >"$ENV_FILE"
@@ -97,6 +120,15 @@ echo "deploy: in a browser"
 spki=$(openssl x509 -in .secrets/tls/cert.pem -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64)
 check "headless Chromium votes and sees the result page update live" \
   bash -c "timeout 120 tests/browser.py '$HTTPS' '$spki' '$ARTIFACTS' >'$ARTIFACTS/browser.log' 2>&1 || { cat '$ARTIFACTS/browser.log'; exit 1; }"
+
+echo "deploy: the HAProxy stats pages"
+status_of() { https haproxy "$1" -o /dev/null -w '%{http_code}' "${@:2}" || true; }
+check "the Redis stats page asks for credentials (401)" test "$(status_of /redis)" = 401
+check "...refuses a wrong password (401)" test "$(status_of /redis -u admin:wrong)" = 401
+check "...answers with the generated credentials (200)" \
+  test "$(status_of /redis -u "admin:$(cat .secrets/haproxy_auth_password)")" = 200
+stats_show_primary() { https haproxy '/redis;csv' -u "admin:$(cat .secrets/haproxy_auth_password)" | grep -qE '^primary,redis-[123],.*,UP,'; }
+check "...and shows the primary UP" stats_show_primary
 
 echo "deploy: segmentation"
 in_container() { # service, shell command: runs it in one of the service's containers
@@ -176,6 +208,9 @@ for _ in $(seq 1 60); do
 done
 echo "    acknowledged $(grep -c '^200 ' "$ARTIFACTS/load.all" || true) / lost $lost"
 check "no acknowledged vote lost" test "$lost" -eq 0
+
+echo "deploy: Redis failover under load (tests/redis-failover.sh)"
+check "every Redis failover scenario keeps every acknowledged vote" tests/redis-failover.sh
 
 echo "deploy: down"
 check "./deploy.sh down succeeds" bash -c "./deploy.sh down >/dev/null 2>&1"

@@ -57,11 +57,14 @@ wait_new_primary() {
 }
 
 # Samples, every ~300 ms until file $2 exists, the nodes each HAProxy has in
-# rotation; appends "ms container count nodes" lines to $1.
+# rotation; appends "ms container count nodes" lines to $1. Only healthy
+# HAProxies count: a task is in Swarm's DNS, and so reachable by clients,
+# only once healthy, and a starting HAProxy has its servers UP until their
+# first check (its health check waits for that).
 sample_rotation() {
   local out=$1 stop=$2 id up
   while [ ! -e "$stop" ]; do
-    for id in $(docker ps -q --filter label=com.docker.swarm.service.name=redis_redis-master); do
+    for id in $(docker ps -q --filter label=com.docker.swarm.service.name=redis_redis-master --filter health=healthy); do
       # shellcheck disable=SC2016 # expanded inside the container
       up=$(docker exec "$id" bash -c 'exec 3<>/dev/tcp/127.0.0.1/8404; printf "GET /redis;csv HTTP/1.0\r\n\r\n" >&3; cat <&3' 2>/dev/null \
         | awk -F, '$1 == "primary" && $2 ~ /^redis-/ && $18 == "UP" { printf "%s,", $2 }') || continue
@@ -91,8 +94,18 @@ fault_kill() { docker kill "$2" >/dev/null; }
 fault_freeze() { docker pause "$2" >/dev/null; }
 heal_freeze() { docker unpause "$2" >/dev/null; }
 
-fault_isolate() { docker network disconnect redis "$2"; }
-heal_isolate() { docker network connect redis "$2"; }
+# Drops every packet in and out of the container's network namespace but
+# loopback: a partition, as when a host's network fails. (docker network
+# disconnect/connect does not serve: the reconnected task is left out of
+# Swarm's DNS, so nothing could ever reach it by name again.)
+partition() {
+  local pid action=$2
+  pid=$(docker inspect --format '{{.State.Pid}}' "$1")
+  nsenter -t "$pid" -n iptables "$action" INPUT ! -i lo -j DROP
+  nsenter -t "$pid" -n iptables "$action" OUTPUT ! -o lo -j DROP
+}
+fault_isolate() { partition "$2" -I; }
+heal_isolate() { partition "$2" -D; }
 
 # Freezes the primary until the Sentinels have promoted another node, then
 # kills it: Swarm restarts it at once, with the data and configuration of a
@@ -176,6 +189,64 @@ wait_whole() {
   return 1
 }
 
+# A vote through the whole path is still acknowledged.
+votes_work() {
+  local answer
+  for _ in $(seq 1 20); do
+    answer=$(https vote /api/vote -H 'Content-Type: application/json' -d '{"vote":"a"}' 2>/dev/null || true)
+    [ "$answer" = '{"recorded":true,"vote":"a"}' ] && return 0
+    sleep 0.5
+  done
+  return 1
+}
+
+# logs_say SERVICE PATTERN: the service's recent logs match PATTERN.
+logs_say() {
+  local id
+  for _ in $(seq 1 30); do
+    for id in $(docker ps -aq --filter "label=com.docker.swarm.service.name=$1"); do
+      docker logs --since 2m "$id" 2>&1 | grep -qE -- "$2" && return 0
+    done
+    sleep 1
+  done
+  return 1
+}
+
+# Wrong and missing passwords, a node that cannot be resolved, stale config.
+bad_input() {
+  local image secret p replica
+  echo "redis: bad input"
+  image=$(docker service inspect --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}' redis_redis-1)
+  secret=$(mktemp)
+  printf 'not-the-password' >"$secret"
+  chmod 0644 "$secret"
+  docker run -d --name swarmvote-test-wrongpass --network redis -e NODE_NAME=redis-x \
+    -v "$secret:/run/secrets/redis_password:ro" "$image" node >/dev/null
+  check "a node with the wrong password says the Sentinels refused it" \
+    bash -c "for _ in \$(seq 1 20); do docker logs swarmvote-test-wrongpass 2>&1 | grep -q 'refused the password' && exit 0; sleep 0.5; done; exit 1"
+  check "the cluster keeps serving votes meanwhile" votes_work
+  docker rm -f swarmvote-test-wrongpass >/dev/null
+  rm -f "$secret"
+  check "a node without its password secret exits with a clear message" \
+    bash -c "docker run --rm --network redis -e NODE_NAME=redis-x '$image' node 2>&1 | grep -q 'password secret /run/secrets/redis_password is missing'"
+
+  p=$(primary)
+  replica=$(sentinel_cli -h "$p" INFO replication | sed -nE 's/^slave0:ip=([^,]+),.*/\1/p')
+  docker service scale --detach=true "redis_$replica=0" >/dev/null
+  check "Sentinels say so when a node ($replica) no longer resolves" logs_say redis_sentinel-1 "Failed to resolve hostname '$replica'"
+  check "the cluster keeps serving votes without $replica" votes_work
+  docker service scale --detach=true "redis_$replica=1" >/dev/null
+  check "$replica rejoins as a replica of $p" wait_replica_of "$replica" "$p"
+
+  # A replica whose volume holds a stale configuration (another primary,
+  # written as a Sentinel's CONFIG REWRITE would) restarts as a replica of
+  # the real primary.
+  docker exec "$(container_of "redis_$replica")" bash -c 'printf "replicaof stale-primary 6379\n" >>/data/redis.conf'
+  docker kill "$(container_of "redis_$replica")" >/dev/null
+  check "a node with stale configuration on its volume says it replaces it" logs_say "redis_$replica" "replacing /data/redis.conf"
+  check "...and rejoins as a replica of $p" wait_replica_of "$replica" "$p"
+}
+
 main() {
   local all=(kill freeze isolate restart_after_failover sentinel_then_primary) chosen=("$@") s
   [ "${#chosen[@]}" -gt 0 ] || chosen=("${all[@]}")
@@ -184,7 +255,7 @@ main() {
   declare -A about=(
     [kill]="kill the primary's container"
     [freeze]="freeze the primary (docker pause) for ${FREEZE_SECONDS}s, then thaw it"
-    [isolate]="cut the primary off the redis network for ${FREEZE_SECONDS}s, then reconnect it"
+    [isolate]="cut the primary off the network for ${FREEZE_SECONDS}s, then reconnect it"
     [restart_after_failover]="restart the old primary right after a failover"
     [sentinel_then_primary]="take one Sentinel away, then kill the primary"
   )
@@ -197,6 +268,7 @@ main() {
     scenario "$s" "${about[$s]}"
   done
   check "the redis stack is whole after the faults" wait_whole
+  [ "${#chosen[@]}" -ne "${#all[@]}" ] || bad_input
   echo "redis failover: $passed passed, $failed failed (recovery times in $RESULTS)"
   [ "$failed" -eq 0 ]
 }
