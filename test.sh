@@ -12,6 +12,7 @@ readonly PACKAGES=(
   "shellcheck:/usr/bin/shellcheck"
   "curl:/usr/bin/curl"
   "iptables:/usr/sbin/iptables"
+  "docker-registry:/usr/bin/docker-registry"
   "openssl:/usr/bin/openssl"
   "chromium:/usr/bin/chromium"
   "chromium-driver:/usr/bin/chromedriver"

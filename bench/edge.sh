@@ -21,21 +21,10 @@ image sizes, and appends them to bench/RESULTS.md unless --no-record.
 USAGE
 }
 
-record=1
-case "${1:-}" in
-  "") ;;
-  --no-record) record="" ;;
-  -h|--help) usage; exit 0 ;;
-  *) usage >&2; echo "edge.sh: unknown argument: $1" >&2; exit 1 ;;
-esac
-command -v wrk >/dev/null 2>&1 || { echo "edge.sh: wrk is missing (apt-get install wrk)" >&2; exit 1; }
-
-echo "edge.sh: deploying (./deploy.sh)" >&2
-./deploy.sh >/dev/null 2>&1 || { echo "edge.sh: ./deploy.sh failed; run it to see why" >&2; exit 1; }
-env_file=${SWARMVOTE_ENV_FILE:-.env}
-port=""
-[ ! -f "$env_file" ] || port=$(sed -nE 's/^HTTPS_PORT=([0-9]+)$/\1/p' "$env_file" | tail -n 1)
-url="https://127.0.0.1:${port:-443}"
+# shellcheck source=bench/deployed.sh
+source bench/deployed.sh
+bench_args "$@"
+bench_prepare
 
 # Requests per second of one wrk run: $1 path, rest wrk options.
 rps() {

@@ -98,6 +98,7 @@ validate_env() {
   done
   [ "$HTTP_PORT" != "$HTTPS_PORT" ] || out+=("HTTP_PORT and HTTPS_PORT must differ")
   [[ "$REPOSITORY_NAME" =~ ^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$ ]] || out+=("REPOSITORY_NAME: '$REPOSITORY_NAME' is not a valid image repository name")
+  [[ -z "$REGISTRY" || "$REGISTRY" =~ ^[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[a-z0-9._-]+)*$ ]] || out+=("REGISTRY: '$REGISTRY' is not a registry address (host[:port][/path])")
   [ "$POSTGRESQL_USERNAME" != postgres ] || out+=("POSTGRESQL_USERNAME must not be postgres: the services use their own, unprivileged user")
   [[ "$POSTGRESQL_USERNAME" =~ ^[a-z_][a-z0-9_]{0,62}$ ]] || out+=("POSTGRESQL_USERNAME: '$POSTGRESQL_USERNAME' is not a plain identifier (lowercase letters, digits, _)")
   [[ "$POSTGRESQL_DATABASE" =~ ^[a-z_][a-z0-9_]{0,62}$ ]] || out+=("POSTGRESQL_DATABASE: '$POSTGRESQL_DATABASE' is not a plain identifier (lowercase letters, digits, _)")
@@ -183,7 +184,7 @@ build_image() {
   tag=${tag:0:${#REPOSITORY_NAME}+${#name}+14}
   docker tag "$id" "$tag"
   docker tag "$id" "$REPOSITORY_NAME/$name:latest"
-  if [ -n "$REGISTRY" ]; then
+  if [ -n "$REGISTRY" ] && [ -z "${NO_PUSH:-}" ]; then
     docker tag "$id" "$REGISTRY/$tag"
     docker push -q "$REGISTRY/$tag" >/dev/null || die "pushing $REGISTRY/$tag failed"
     tag="$REGISTRY/$tag"
@@ -334,7 +335,8 @@ deploy_app() {
   TRAEFIK_DYNAMIC_HASH=$(sha256sum "$SWARMVOTE_ROOT/traefik/dynamic.yml" | cut -c1-12)
   export TRAEFIK_DYNAMIC_HASH
   step "compiling the services (the first build takes several minutes)"
-  build_image build "$SWARMVOTE_ROOT/build.Dockerfile" "$SWARMVOTE_ROOT"
+  # Only this node needs the compiler image: it is not pushed.
+  NO_PUSH=1 build_image build "$SWARMVOTE_ROOT/build.Dockerfile" "$SWARMVOTE_ROOT"
   local svc
   for svc in vote worker result; do
     build_image "$svc" "$SWARMVOTE_ROOT/$svc/Dockerfile" "$SWARMVOTE_ROOT/$svc" --build-arg "BUILD_IMAGE=$BUILD_IMAGE"

@@ -121,6 +121,30 @@ spki=$(openssl x509 -in .secrets/tls/cert.pem -pubkey -noout | openssl pkey -pub
 check "headless Chromium votes and sees the result page update live" \
   bash -c "timeout 120 tests/browser.py '$HTTPS' '$spki' '$ARTIFACTS' >'$ARTIFACTS/browser.log' 2>&1 || { cat '$ARTIFACTS/browser.log'; exit 1; }"
 
+echo "deploy: images pushed to a registry (REGISTRY)"
+registry_dir=$(mktemp -d)
+printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:15000\n' \
+  "$registry_dir" >"$registry_dir/config.yml"
+docker-registry serve "$registry_dir/config.yml" >"$ARTIFACTS/registry.log" 2>&1 &
+registry=$!
+sleep 1
+# deploy.sh's own build step, with a registry set.
+push_redis_image() {
+  (
+    # shellcheck source=lib/deploy.sh
+    source lib/deploy.sh
+    REGISTRY=127.0.0.1:15000 REPOSITORY_NAME=swarmvote
+    build_image redis redis/Dockerfile redis
+    printf '%s\n' "$REDIS_IMAGE"
+  )
+}
+pushed=$(push_redis_image 2>/dev/null || true)
+check "an image is tagged for the registry ($pushed)" grep -q '^127.0.0.1:15000/swarmvote/redis:[0-9a-f]\{12\}$' <<<"$pushed"
+check "...and the registry holds it" bash -c "curl -sf http://127.0.0.1:15000/v2/swarmvote/redis/tags/list | grep -q '${pushed##*:}'"
+kill "$registry" 2>/dev/null || true
+rm -rf "$registry_dir"
+docker rmi "$pushed" >/dev/null 2>&1 || true
+
 echo "deploy: the HAProxy stats pages"
 status_of() { https haproxy "$1" -o /dev/null -w '%{http_code}' "${@:2}" || true; }
 check "the Redis stats page asks for credentials (401)" test "$(status_of /redis)" = 401
