@@ -45,7 +45,7 @@ trap cleanup EXIT
 echo "redis-ha.sh: starting a single Redis and a vote service on it; stopping the workers" >&2
 docker service create --detach=false --quiet --name bench_redis --network redis --endpoint-mode dnsrr \
   --secret "source=$secret,target=redis_password" --entrypoint bash "$redis_image" \
-  -c 'exec redis-server --appendonly yes --appendfsync everysec --requirepass "$(cat /run/secrets/redis_password)"' >/dev/null
+  -c 'exec redis-server --dir /data --appendonly yes --appendfsync everysec --requirepass "$(cat /run/secrets/redis_password)"' >/dev/null
 docker service create --detach=false --quiet --name bench_vote --replicas 2 --endpoint-mode dnsrr \
   --network web_net --network redis --secret "source=$secret,target=redis_password" \
   --env REDIS_HOST=bench_redis --env REDIS_PASSWORD_FILE=/run/secrets/redis_password --env VOTE_MIN_REPLICAS=0 \

@@ -79,8 +79,9 @@ set_defaults() {
   : "${REPOSITORY_NAME:=swarmvote}" "${REGISTRY:=}"
   : "${OPTION_A:=Cats}" "${OPTION_B:=Dogs}"
   : "${POSTGRESQL_USERNAME:=votes}" "${POSTGRESQL_DATABASE:=votes}"
+  : "${REPMGR_USERNAME:=repmgr}" "${PGPOOL_ADMIN_USERNAME:=admin}"
   export DOMAIN VOTE_SUB RESULT_SUB HAPROXY_SUB WP_SUB HTTP_PORT HTTPS_PORT REPOSITORY_NAME REGISTRY
-  export OPTION_A OPTION_B POSTGRESQL_USERNAME POSTGRESQL_DATABASE
+  export OPTION_A OPTION_B POSTGRESQL_USERNAME POSTGRESQL_DATABASE REPMGR_USERNAME PGPOOL_ADMIN_USERNAME
 }
 
 # Appends to the array named $1 every problem found in the settings.
@@ -101,6 +102,11 @@ validate_env() {
   [[ -z "$REGISTRY" || "$REGISTRY" =~ ^[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[a-z0-9._-]+)*$ ]] || out+=("REGISTRY: '$REGISTRY' is not a registry address (host[:port][/path])")
   [ "$POSTGRESQL_USERNAME" != postgres ] || out+=("POSTGRESQL_USERNAME must not be postgres: the services use their own, unprivileged user")
   [[ "$POSTGRESQL_USERNAME" =~ ^[a-z_][a-z0-9_]{0,62}$ ]] || out+=("POSTGRESQL_USERNAME: '$POSTGRESQL_USERNAME' is not a plain identifier (lowercase letters, digits, _)")
+  for v in REPMGR_USERNAME PGPOOL_ADMIN_USERNAME; do
+    [[ "${!v}" =~ ^[a-z_][a-z0-9_]{0,62}$ ]] || out+=("$v: '${!v}' is not a plain identifier (lowercase letters, digits, _)")
+  done
+  [ "$REPMGR_USERNAME" != "$POSTGRESQL_USERNAME" ] && [ "$REPMGR_USERNAME" != postgres ] \
+    || out+=("REPMGR_USERNAME must differ from POSTGRESQL_USERNAME and postgres")
   [[ "$POSTGRESQL_DATABASE" =~ ^[a-z_][a-z0-9_]{0,62}$ ]] || out+=("POSTGRESQL_DATABASE: '$POSTGRESQL_DATABASE' is not a plain identifier (lowercase letters, digits, _)")
   for v in OPTION_A OPTION_B; do
     [ -n "${!v}" ] || out+=("$v must not be empty")
@@ -311,9 +317,14 @@ ensure_stats_auth() {
 
 deploy_postgres() {
   log "postgres stack"
-  ensure_secret POSTGRESQL_PASSWORD
-  ensure_secret POSTGRESQL_POSTGRES_PASSWORD
+  local name
+  for name in POSTGRESQL_PASSWORD POSTGRESQL_POSTGRES_PASSWORD REPMGR_PASSWORD PGPOOL_ADMIN_PASSWORD; do
+    ensure_secret "$name"
+  done
+  ensure_stats_auth
   build_image postgres "$SWARMVOTE_ROOT/postgres/Dockerfile" "$SWARMVOTE_ROOT/postgres"
+  build_image pgpool "$SWARMVOTE_ROOT/postgres/pgpool.Dockerfile" "$SWARMVOTE_ROOT/postgres"
+  build_image pg-haproxy "$SWARMVOTE_ROOT/postgres/haproxy.Dockerfile" "$SWARMVOTE_ROOT/postgres"
   deploy_stack postgres "$SWARMVOTE_ROOT/postgres/docker-compose.yml"
   wait_stack postgres
 }

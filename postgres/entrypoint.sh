@@ -1,47 +1,541 @@
 #!/usr/bin/env bash
-# First boot: initdb, then the application user and database from the
-# POSTGRESQL_* variables and secrets, in a staging directory that becomes
-# $PGDATA only when complete (a crash mid-way starts over). Then: postgres.
+# pgha entrypoint: one PostgreSQL 15 node (pg-1/pg-2/pg-3) managed by repmgr 5.3.
+#
+# Supervises three things: postgres (started with pg_ctl so that repmgr can
+# stop/start/rewind it), repmgrd, and a tiny HTTP role endpoint on :8008
+# (socat + pgha-http.sh).  If postgres dies and no repmgr operation is busy
+# restarting it, the container exits so Docker/Swarm restarts it.
+#
+# Start-up decision (every start, see decide_and_start):
+#   * ask every partner "are you a registered primary?" (psql as repmgr)
+#   * empty data dir  -> clone from that primary, or - on BOOTSTRAP_NODE only,
+#                        when no partner has any data - initdb a new cluster
+#   * data dir of another cluster (system identifier differs) -> keep it
+#                        renamed, re-clone
+#   * was a standby    -> start as standby and follow the primary; with no
+#                        primary reachable it WAITS (never promotes itself)
+#   * was a primary    -> if another primary exists: repmgr node rejoin
+#                        --force-rewind (fallback: fresh clone). With no
+#                        primary: start as primary only if at least one
+#                        partner answers and none has a newer timeline.
 set -euo pipefail
 
-secret() { # Prints the secret in file $1, failing clearly when it is missing.
-  local file=${1:?missing file}
-  [ -s "$file" ] || { echo "postgres: secret file $file is missing or empty" >&2; exit 2; }
-  cat "$file"
+# ---------------------------------------------------------------- settings --
+NODE_NAME=${NODE_NAME:?NODE_NAME must be set (pg-1, pg-2 or pg-3)}
+PARTNERS=${PARTNERS:-pg-1,pg-2,pg-3}
+BOOTSTRAP_NODE=${BOOTSTRAP_NODE:-pg-1}
+PGDATA=${PGDATA:-/var/lib/postgresql/data/pgdata}
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+PG_PORT=5432
+HTTP_PORT=${PGHA_HTTP_PORT:-8008}
+REPMGR_USERNAME=${REPMGR_USERNAME:-repmgr}
+REPMGR_DATABASE=${REPMGR_DATABASE:-repmgr}
+POSTGRESQL_USERNAME=${POSTGRESQL_USERNAME:-votes}
+POSTGRESQL_DATABASE=${POSTGRESQL_DATABASE:-votes}
+REPMGR_PRIORITY=${REPMGR_PRIORITY:-100}
+REPMGR_LOCATION=${REPMGR_LOCATION:-swarm}
+# seconds postgres may stay down (with no repmgr command running) before the
+# container gives up and exits
+PG_DOWN_GRACE=${PG_DOWN_GRACE:-15}
+
+CONF_DIR=/etc/pgha
+RUN_DIR=/run/pgha
+SECRETS_DIR=$RUN_DIR/secrets
+STATE_FILE=$RUN_DIR/state
+REPMGR_CONF=$CONF_DIR/repmgr.conf
+PGPASS_FILE=/var/lib/postgresql/.pgpass
+
+export PGDATA NODE_NAME LC_ALL=C PATH="$PGBIN:$PATH"
+
+if [[ -n ${NODE_ID:-} ]]; then
+    :
+elif [[ $NODE_NAME =~ -([0-9]+)$ ]]; then
+    NODE_ID=${BASH_REMATCH[1]}
+else
+    echo "cannot derive NODE_ID from NODE_NAME=$NODE_NAME (expected pg-<n>)" >&2
+    exit 1
+fi
+
+IFS=', ' read -r -a ALL_NODES <<<"$PARTNERS"
+PEERS=()
+for n in "${ALL_NODES[@]}"; do
+    [[ -n $n && $n != "$NODE_NAME" ]] && PEERS+=("$n")
+done
+
+log() { printf '%s pgha[%s] %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$NODE_NAME" "$*" >&2; }
+die() { log "FATAL: $*"; exit 1; }
+
+# sleep that lets the TERM trap run immediately
+nap() { sleep "$1" & wait $! || true; }
+
+# ------------------------------------------------------- root phase: secrets --
+stage_secret() { # <env var holding a file path> <name in SECRETS_DIR>
+    local var=$1 name=$2 src
+    src=${!var:-}
+    [[ -n $src ]] || die "$var is not set (expected a Docker secret file path)"
+    [[ -r $src ]] || die "$var=$src is not readable"
+    (umask 077 && cat -- "$src" >"$SECRETS_DIR/$name")
 }
 
-: "${POSTGRESQL_USERNAME:?set POSTGRESQL_USERNAME}"
-: "${POSTGRESQL_DATABASE:?set POSTGRESQL_DATABASE}"
-: "${POSTGRESQL_PASSWORD_FILE:?set POSTGRESQL_PASSWORD_FILE to a Docker secret}"
-: "${POSTGRESQL_POSTGRES_PASSWORD_FILE:?set POSTGRESQL_POSTGRES_PASSWORD_FILE to a Docker secret}"
+if [[ $(id -u) == 0 ]]; then
+    mkdir -p "$SECRETS_DIR" "$(dirname "$PGDATA")" /var/run/postgresql "$CONF_DIR"
+    chmod 0700 "$SECRETS_DIR"
+    stage_secret POSTGRESQL_POSTGRES_PASSWORD_FILE postgres_password
+    stage_secret POSTGRESQL_PASSWORD_FILE app_password
+    stage_secret REPMGR_PASSWORD_FILE repmgr_password
+    chown -R postgres:postgres "$RUN_DIR" "$CONF_DIR" /var/run/postgresql
+    chown postgres:postgres "$(dirname "$PGDATA")"
+    if [[ -d $PGDATA ]]; then chown -R postgres:postgres "$PGDATA"; fi
+    exec gosu postgres "$0" "$@"
+fi
 
-initialise() {
-  local staging="$PGDATA.init" pwfile app_password
-  echo "postgres: first boot, initialising $PGDATA" >&2
-  rm -rf "$staging"
-  pwfile=$(mktemp)
-  secret "$POSTGRESQL_POSTGRES_PASSWORD_FILE" >"$pwfile"
-  # Inside the container the postgres user logs in by peer; over the network
-  # everyone needs a scram-sha-256 password.
-  initdb -D "$staging" -U postgres --pwfile="$pwfile" --auth-local=peer --auth-host=scram-sha-256 -E UTF8 >/dev/null
-  rm -f "$pwfile"
-  cat >>"$staging/pg_hba.conf" <<HBA
-# Any container on the stack's network, with a password.
-host all all 0.0.0.0/0 scram-sha-256
-host all all ::/0 scram-sha-256
-HBA
-  pg_ctl -D "$staging" -o "-c listen_addresses=''" -w start >/dev/null
-  app_password=$(secret "$POSTGRESQL_PASSWORD_FILE")
-  # psql variables quote the values: no password or name is spliced into SQL.
-  psql -v ON_ERROR_STOP=1 -q -U postgres -d postgres \
-    -v user="$POSTGRESQL_USERNAME" -v pass="$app_password" -v db="$POSTGRESQL_DATABASE" <<'SQL'
-SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', :'user', :'pass')
- WHERE :'user' <> 'postgres' \gexec
-SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'user') \gexec
+# ------------------------------------------------- from here: user postgres --
+if [[ ! -s $SECRETS_DIR/repmgr_password ]]; then # started directly as non-root
+    mkdir -p "$SECRETS_DIR" && chmod 0700 "$SECRETS_DIR"
+    stage_secret POSTGRESQL_POSTGRES_PASSWORD_FILE postgres_password
+    stage_secret POSTGRESQL_PASSWORD_FILE app_password
+    stage_secret REPMGR_PASSWORD_FILE repmgr_password
+fi
+
+set_state() { printf '%s\n' "$*" >"$STATE_FILE"; }
+
+pgpass_escape() { local s=${1//\\/\\\\}; printf '%s' "${s//:/\\:}"; }
+
+write_pgpass() {
+    local repmgr_pw pg_pw
+    repmgr_pw=$(<"$SECRETS_DIR/repmgr_password")
+    pg_pw=$(<"$SECRETS_DIR/postgres_password")
+    (
+        umask 077
+        {
+            printf '*:*:*:%s:%s\n' "$(pgpass_escape "$REPMGR_USERNAME")" "$(pgpass_escape "$repmgr_pw")"
+            printf '*:*:*:postgres:%s\n' "$(pgpass_escape "$pg_pw")"
+        } >"$PGPASS_FILE"
+    )
+    chmod 0600 "$PGPASS_FILE"
+}
+
+node_conninfo() { # <host>
+    printf 'host=%s port=%s user=%s dbname=%s connect_timeout=2' "$1" "$PG_PORT" "$REPMGR_USERNAME" "$REPMGR_DATABASE"
+}
+
+write_configs() {
+    local sync_list="" n
+    for n in "${ALL_NODES[@]}"; do sync_list+="${sync_list:+,}\"$n\""; done
+
+    cat >"$CONF_DIR/pgha.conf" <<EOF
+# generated by pgha entrypoint at every start - do not edit in the volume
+listen_addresses = '*'
+port = $PG_PORT
+unix_socket_directories = '/var/run/postgresql'
+hba_file = '$CONF_DIR/pg_hba.conf'
+cluster_name = '$NODE_NAME'
+max_connections = 200
+shared_buffers = 128MB
+password_encryption = 'scram-sha-256'
+wal_level = replica
+wal_log_hints = on                 # required by pg_rewind (node rejoin --force-rewind)
+max_wal_senders = 10
+max_replication_slots = 10
+max_slot_wal_keep_size = 2GB       # a dead standby's slot must not fill the disk
+wal_keep_size = 256MB
+hot_standby = on
+hot_standby_feedback = on
+wal_receiver_timeout = 10s
+wal_sender_timeout = 10s
+# a commit is acknowledged only once it is also flushed on one standby.
+# A primary without any streaming standby therefore blocks commits (by design).
+synchronous_commit = on
+synchronous_standby_names = 'ANY 1 ($sync_list)'
+shared_preload_libraries = 'repmgr'
+logging_collector = off
+log_destination = 'stderr'
+log_line_prefix = '%m [%p] $NODE_NAME %q%u@%d '
+log_connections = off
+EOF
+
+    cat >"$CONF_DIR/pg_hba.conf" <<EOF
+# TYPE  DATABASE     USER        ADDRESS   METHOD
+local   all          postgres              peer
+local   all          all                   scram-sha-256
+host    replication  $REPMGR_USERNAME  all  scram-sha-256
+host    all          all         all       scram-sha-256
+EOF
+
+    cat >"$REPMGR_CONF" <<EOF
+node_id=$NODE_ID
+node_name='$NODE_NAME'
+conninfo='$(node_conninfo "$NODE_NAME")'
+data_directory='$PGDATA'
+pg_bindir='$PGBIN'
+replication_user='$REPMGR_USERNAME'
+use_replication_slots=true
+location='$REPMGR_LOCATION'
+priority=$REPMGR_PRIORITY
+log_level='INFO'
+log_facility='STDERR'
+failover='automatic'
+promote_command='$PGBIN/repmgr standby promote -f $REPMGR_CONF --log-to-file'
+follow_command='$PGBIN/repmgr standby follow -f $REPMGR_CONF --log-to-file --upstream-node-id=%n'
+monitor_interval_secs=2
+connection_check_type='ping'
+reconnect_attempts=3
+reconnect_interval=2
+primary_visibility_consensus=true
+promote_check_timeout=30
+standby_follow_timeout=30
+repmgrd_pid_file='$RUN_DIR/repmgrd.pid'
+EOF
+}
+
+# postgresql.conf inside PGDATA is only an include, so that pg_basebackup /
+# pg_rewind copies of it are harmless and pg_ctl -D PGDATA works for repmgr.
+ensure_include() {
+    printf "include '%s/pgha.conf'\n" "$CONF_DIR" >"$PGDATA/postgresql.conf"
+}
+
+# --------------------------------------------------------------- helpers --
+peer_sql() { # <host> <sql>
+    timeout 6 psql -X -qAt "$(node_conninfo "$1")" -c "$2" 2>/dev/null
+}
+
+peer_http() { # <host> <path>: body of http://host:8008/path (empty on error)
+    # shellcheck disable=SC2016
+    timeout 4 bash -c 'exec 3<>"/dev/tcp/$1/$2" || exit 1
+        printf "GET %s HTTP/1.0\r\n\r\n" "$3" >&3
+        sed "1,/^\r\{0,1\}$/d" <&3' _ "$1" "$HTTP_PORT" "$2" 2>/dev/null || true
+}
+
+kv() { # <key> <text of key=value lines>
+    sed -n "s/^$1=//p" <<<"$2" | head -n1
+}
+
+controldata() { # <field name>
+    pg_controldata -D "$PGDATA" 2>/dev/null | sed -n "s/^$1:[[:space:]]*//p"
+}
+
+local_tli() {
+    local a b
+    a=$(controldata "Latest checkpoint's TimeLineID")
+    b=$(controldata "Min recovery ending loc's timeline")
+    a=${a:-0}
+    b=${b:-0}
+    if ((b > a)); then echo "$b"; else echo "$a"; fi
+}
+
+pg_running() { pg_ctl -D "$PGDATA" status >/dev/null 2>&1; }
+
+start_pg() {
+    ensure_include
+    log "starting postgres"
+    pg_ctl -D "$PGDATA" -w -t 300 start
+}
+
+stop_pg() {
+    if pg_running; then
+        log "stopping postgres (fast)"
+        pg_ctl -D "$PGDATA" -w -t 60 -m fast stop || true
+    fi
+}
+
+# prints the name of a partner that is a running, registered primary
+find_primary() {
+    local p r found=""
+    for p in "${PEERS[@]}"; do
+        r=$(peer_sql "$p" "SELECT NOT pg_is_in_recovery() AND EXISTS (SELECT 1 FROM repmgr.nodes WHERE node_name = '$p' AND type = 'primary' AND active)" || true)
+        if [[ $r == t ]]; then
+            if [[ -n $found ]]; then
+                log "WARNING: both $found and $p answer as primary; using $found"
+            else
+                found=$p
+            fi
+        fi
+    done
+    printf '%s' "$found"
+}
+
+node_id_of() { [[ $1 =~ -([0-9]+)$ ]] && printf '%s' "${BASH_REMATCH[1]}"; }
+
+keep_old_datadir() { # <reason>
+    local dest
+    dest="$PGDATA.old-$(date -u +%Y%m%dT%H%M%SZ)"
+    log "keeping old data directory as $dest ($1)"
+    mv "$PGDATA" "$dest"
+}
+
+# --------------------------------------------------------------- actions --
+init_primary() {
+    set_state initialising
+    log "initialising a NEW cluster on $NODE_NAME (bootstrap node, no partner has data)"
+    mkdir -p "$PGDATA"
+    chmod 0700 "$PGDATA"
+    initdb -D "$PGDATA" --username=postgres --pwfile="$SECRETS_DIR/postgres_password" \
+        --auth-local=peer --auth-host=scram-sha-256 --encoding=UTF8 --data-checksums >/dev/null
+    start_pg
+    # synchronous_commit=local: there is no standby yet, a normal commit would block.
+    psql -X -q -v ON_ERROR_STOP=1 -h /var/run/postgresql -U postgres -d postgres \
+        -v repmgr_user="$REPMGR_USERNAME" -v repmgr_db="$REPMGR_DATABASE" \
+        -v app_user="$POSTGRESQL_USERNAME" -v app_db="$POSTGRESQL_DATABASE" <<'SQL'
+SET synchronous_commit = local;
+-- passwords are read by psql itself from the 0600 copies (never on a command line)
+\set repmgr_pw `cat /run/pgha/secrets/repmgr_password`
+\set app_pw `cat /run/pgha/secrets/app_password`
+CREATE ROLE :"repmgr_user" WITH LOGIN SUPERUSER REPLICATION PASSWORD :'repmgr_pw';
+-- repmgr metadata writes (register/promote/events) must never wait for a
+-- synchronous standby: a freshly promoted primary has none yet.
+ALTER ROLE :"repmgr_user" SET synchronous_commit = local;
+CREATE DATABASE :"repmgr_db" OWNER :"repmgr_user";
+CREATE ROLE :"app_user" WITH LOGIN PASSWORD :'app_pw';
+CREATE DATABASE :"app_db" OWNER :"app_user";
 SQL
-  pg_ctl -D "$staging" -m fast -w stop >/dev/null
-  mv "$staging" "$PGDATA"
+    repmgr -f "$REPMGR_CONF" primary register --force
+    log "cluster initialised; $NODE_NAME registered as primary"
 }
 
-[ -s "$PGDATA/PG_VERSION" ] || initialise
-exec postgres -D "$PGDATA" -c listen_addresses='*'
+clone_from() { # <primary host>
+    local primary=$1
+    set_state cloning
+    log "cloning from primary $primary"
+    if [[ -d $PGDATA ]] && [[ -n $(ls -A "$PGDATA") ]]; then
+        keep_old_datadir "clone needs an empty data directory"
+    fi
+    mkdir -p "$PGDATA"
+    chmod 0700 "$PGDATA"
+    repmgr -f "$REPMGR_CONF" -h "$primary" -p "$PG_PORT" -U "$REPMGR_USERNAME" -d "$REPMGR_DATABASE" \
+        standby clone --fast-checkpoint
+    start_pg
+    repmgr -f "$REPMGR_CONF" standby register --force --upstream-node-id="$(node_id_of "$primary")"
+    log "cloned from $primary and registered as standby"
+}
+
+# bring a (crashed) former primary to a clean shutdown without exposing it on
+# the network: single-user mode completes crash recovery and exits.
+ensure_clean_shutdown() {
+    local st
+    st=$(controldata "Database cluster state")
+    case $st in
+    "shut down" | "shut down in recovery") return 0 ;;
+    esac
+    if [[ -f $PGDATA/standby.signal ]]; then
+        log "data directory state is '$st' (standby); starting/stopping it once as standby to finish recovery"
+        start_pg && stop_pg
+    else
+        log "data directory state is '$st'; running crash recovery in single-user mode (no network) before pg_rewind"
+        ensure_include
+        postgres --single -D "$PGDATA" postgres </dev/null >/dev/null
+    fi
+}
+
+rejoin_to() { # <primary host>
+    local primary=$1
+    set_state rejoining
+    ensure_clean_shutdown || true
+    log "rejoining as standby of $primary (repmgr node rejoin --force-rewind)"
+    if repmgr -f "$REPMGR_CONF" node rejoin -d "$(node_conninfo "$primary")" \
+        --force-rewind --config-files=postgresql.conf --verbose; then
+        log "node rejoin succeeded"
+        if ! pg_running; then start_pg; fi
+        return 0
+    fi
+    log "node rejoin / pg_rewind FAILED; falling back to a fresh clone"
+    stop_pg
+    keep_old_datadir "rejoin failed"
+    clone_from "$primary"
+}
+
+# a standby that is running: make sure it streams from <primary>
+follow_primary() { # <primary host>
+    local primary=$1 i r=""
+    for i in $(seq 1 10); do
+        r=$(psql -X -qAt -h /var/run/postgresql -U postgres -d postgres \
+            -c "SELECT status || ' ' || sender_host FROM pg_stat_wal_receiver" 2>/dev/null || true)
+        if [[ $r == "streaming $primary" ]]; then break; fi
+        nap 1
+    done
+    if [[ $r != "streaming $primary" ]]; then
+        log "standby is not streaming from $primary (wal receiver: '${r:-none}'): repmgr standby follow"
+        if ! repmgr -f "$REPMGR_CONF" standby follow --upstream-node-id="$(node_id_of "$primary")" --log-level=INFO; then
+            log "standby follow failed (diverged timeline?); trying node rejoin --force-rewind"
+            stop_pg
+            rejoin_to "$primary"
+            return 0
+        fi
+    else
+        log "standby is streaming from $primary"
+    fi
+    repmgr -f "$REPMGR_CONF" standby register --force --upstream-node-id="$(node_id_of "$primary")" ||
+        log "WARNING: standby register failed (metadata only)"
+}
+
+# partners' view (HTTP /state works even while their postgres is down)
+survey_partners() { # sets SURVEY_REACHABLE, SURVEY_MAX_TLI, SURVEY_NEWER, SURVEY_WITH_DATA
+    local p st tli init
+    SURVEY_REACHABLE=0 SURVEY_MAX_TLI=0 SURVEY_NEWER="" SURVEY_WITH_DATA=""
+    for p in "${PEERS[@]}"; do
+        st=$(peer_http "$p" /state)
+        [[ -n $st ]] || continue
+        SURVEY_REACHABLE=$((SURVEY_REACHABLE + 1))
+        init=$(kv initialized "$st")
+        tli=$(kv tli "$st")
+        if [[ $init == 1 ]]; then SURVEY_WITH_DATA+="${SURVEY_WITH_DATA:+,}$p"; fi
+        if [[ $tli =~ ^[0-9]+$ ]] && ((tli > SURVEY_MAX_TLI)); then SURVEY_MAX_TLI=$tli; fi
+        if [[ $tli =~ ^[0-9]+$ ]] && ((tli > $(local_tli))); then SURVEY_NEWER+="${SURVEY_NEWER:+,}$p(tli $tli)"; fi
+    done
+}
+
+decide_and_start() {
+    local primary local_sysid remote_sysid last_msg="" msg
+    while true; do
+        primary=$(find_primary)
+
+        if [[ ! -s $PGDATA/PG_VERSION ]]; then # ---------- empty data dir --
+            if [[ -n $primary ]]; then
+                clone_from "$primary"
+                return 0
+            fi
+            if [[ $NODE_NAME == "$BOOTSTRAP_NODE" ]]; then
+                survey_partners
+                if [[ -n $SURVEY_WITH_DATA ]]; then
+                    msg="empty data dir, no primary, but partners have data ($SURVEY_WITH_DATA): waiting for a primary instead of initialising a second cluster"
+                elif ((SURVEY_REACHABLE == 0)); then
+                    msg="empty data dir, no partner reachable yet: waiting (a partner must confirm it has no data before initialising)"
+                else
+                    init_primary
+                    return 0
+                fi
+            else
+                msg="empty data dir: waiting for a primary to clone from ($BOOTSTRAP_NODE bootstraps the cluster)"
+            fi
+        else # --------------------------------------------- existing data --
+            local_sysid=$(controldata "Database system identifier")
+            if [[ -n $primary ]]; then
+                remote_sysid=$(peer_sql "$primary" "SELECT system_identifier FROM pg_control_system()" || true)
+                if [[ -n $remote_sysid && $remote_sysid != "$local_sysid" ]]; then
+                    log "DATA DIRECTORY BELONGS TO ANOTHER CLUSTER: local system identifier $local_sysid, primary $primary has $remote_sysid; re-cloning"
+                    keep_old_datadir "foreign cluster, system identifier $local_sysid"
+                    clone_from "$primary"
+                    return 0
+                fi
+                if [[ -f $PGDATA/standby.signal ]]; then
+                    log "this node was a standby; primary is $primary"
+                    set_state starting-standby
+                    start_pg
+                    follow_primary "$primary"
+                else
+                    log "this node was a PRIMARY but $primary is the primary now: it must rejoin as a standby"
+                    rejoin_to "$primary"
+                    repmgr -f "$REPMGR_CONF" standby register --force --upstream-node-id="$(node_id_of "$primary")" || \
+                        log "WARNING: standby register failed (metadata only)"
+                fi
+                return 0
+            fi
+            if [[ -f $PGDATA/standby.signal ]]; then
+                msg="this node was a STANDBY and no primary is reachable among ${PEERS[*]}: not starting (a standby never makes itself a writable primary at start); waiting for a primary"
+            else
+                survey_partners
+                if ((SURVEY_REACHABLE == 0)); then
+                    msg="this node was a primary but no partner answers (${PEERS[*]}): refusing to start as a lone primary (it may be stale); waiting"
+                elif [[ -n $SURVEY_NEWER ]]; then
+                    msg="this node was a primary (timeline $(local_tli)) but partners have a newer timeline: $SURVEY_NEWER - it is stale; waiting for the new primary to come up, then it will rejoin"
+                else
+                    log "this node was the primary, no other primary is running and no partner has a newer timeline (local $(local_tli), partners max $SURVEY_MAX_TLI): starting as primary"
+                    set_state starting-primary
+                    start_pg
+                    return 0
+                fi
+            fi
+        fi
+        set_state "waiting: $msg"
+        if [[ $msg != "$last_msg" ]]; then log "$msg"; last_msg=$msg; fi
+        nap 3
+    done
+}
+
+# ------------------------------------------------------------ supervision --
+HTTP_PID="" REPMGRD_PID=""
+
+start_http() {
+    socat -T 5 "TCP-LISTEN:$HTTP_PORT,reuseaddr,fork,max-children=16" EXEC:/usr/local/bin/pgha-http.sh &
+    HTTP_PID=$!
+}
+
+start_repmgrd() {
+    repmgrd -f "$REPMGR_CONF" --daemonize=false &
+    REPMGRD_PID=$!
+    log "repmgrd started (pid $REPMGRD_PID)"
+}
+
+stop_children() {
+    if [[ -n $REPMGRD_PID ]]; then kill "$REPMGRD_PID" 2>/dev/null || true; fi
+    if [[ -n $HTTP_PID ]]; then kill "$HTTP_PID" 2>/dev/null || true; fi
+}
+
+on_term() {
+    log "received stop signal: stopping repmgrd, postgres, http endpoint"
+    set_state stopping
+    if [[ -n $REPMGRD_PID ]]; then kill "$REPMGRD_PID" 2>/dev/null || true; fi
+    if [[ -s $PGDATA/PG_VERSION ]]; then stop_pg; fi
+    stop_children
+    exit 0
+}
+trap on_term TERM INT
+
+supervise() {
+    local down_since=0 now
+    while true; do
+        nap 2
+        if pg_running; then
+            down_since=0
+        else
+            now=$(date +%s)
+            if pgrep -x repmgr >/dev/null 2>&1; then
+                down_since=0 # repmgr (follow/rejoin) is restarting it
+            elif ((down_since == 0)); then
+                down_since=$now
+                log "postgres is not running; waiting up to ${PG_DOWN_GRACE}s for it to come back"
+            elif ((now - down_since >= PG_DOWN_GRACE)); then
+                log "postgres died and did not come back: exiting so the container is restarted"
+                set_state dead
+                stop_children
+                exit 1
+            fi
+        fi
+        if ! kill -0 "$REPMGRD_PID" 2>/dev/null; then
+            log "repmgrd exited; restarting it"
+            start_repmgrd
+        fi
+        if ! kill -0 "$HTTP_PID" 2>/dev/null; then
+            log "http endpoint exited; restarting it"
+            start_http
+        fi
+    done
+}
+
+# repmgrd refuses to start until this node's record is visible locally (a
+# standby's registration is written on the primary and must replicate first)
+wait_local_record() {
+    local i r
+    for i in $(seq 1 30); do
+        r=$(psql -X -qAt -h /var/run/postgresql -U postgres -d "$REPMGR_DATABASE" \
+            -c "SELECT 1 FROM repmgr.nodes WHERE node_id = $NODE_ID" 2>/dev/null || true)
+        if [[ $r == 1 ]]; then return 0; fi
+        if ((i == 1)); then log "waiting for this node's repmgr record to be visible locally"; fi
+        nap 1
+    done
+    log "WARNING: repmgr record of node $NODE_ID not visible locally after 30 s; starting repmgrd anyway"
+}
+
+main() {
+    log "starting node $NODE_NAME (id $NODE_ID), partners: ${PEERS[*]}"
+    set_state starting
+    write_pgpass
+    write_configs
+    start_http
+    decide_and_start
+    wait_local_record
+    set_state running
+    start_repmgrd
+    supervise
+}
+
+main "$@"

@@ -239,8 +239,8 @@ check "every Redis failover scenario keeps every acknowledged vote" tests/redis-
 echo "deploy: down"
 check "./deploy.sh down succeeds" bash -c "./deploy.sh down >/dev/null 2>&1"
 check "no stack is left" test -z "$(stacks)"
-check "the data volumes are kept" bash -c "docker volume ls -q | grep -q postgres_pg_data"
-check "./deploy.sh down --volumes removes them" bash -c "./deploy.sh down --volumes >/dev/null 2>&1 && ! docker volume ls -q | grep -q postgres_pg_data"
+check "the data volumes are kept" bash -c "docker volume ls -q | grep -q postgres_pg_1_data"
+check "./deploy.sh down --volumes removes them" bash -c "./deploy.sh down --volumes >/dev/null 2>&1 && ! docker volume ls -q | grep -q postgres_pg_1_data"
 
 echo "deploy: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -30,11 +30,20 @@ container_of() {
   docker ps -q --filter "label=com.docker.swarm.service.name=${1:?missing service}" | head -n 1
 }
 
+# Runs psql as postgres on the primary (through pg-haproxy's primary
+# endpoint), from whichever PostgreSQL node container runs; "$@" are psql's.
+primary_psql() {
+  local id n
+  for n in 1 2 3; do
+    id=$(container_of "postgres_pg-$n")
+    [ -n "$id" ] && break
+  done
+  docker exec -u postgres "$id" psql -X -h pg-haproxy -d votes -At "$@"
+}
+
 # Prints "voter vote" for every stored vote.
 stored_votes() {
-  local db
-  db=$(container_of postgres_db)
-  docker exec -u postgres "$db" psql -d votes -At -F ' ' -c "SELECT voter_id, vote FROM votes" 2>/dev/null
+  primary_psql -F ' ' -c "SELECT voter_id, vote FROM votes" 2>/dev/null
 }
 
 # Milliseconds since the Unix epoch, as the load generator logs them.

@@ -1,0 +1,14 @@
+# pg-haproxy of the postgres stack: HAProxy 2.6 in front of pg-1..3, a primary
+# and a replica endpoint chosen by the nodes' :8008 role checks; stats page.
+FROM debian:bookworm-slim
+ENV DEBIAN_FRONTEND=noninteractive
+RUN set -eux; \
+    apt-get update; \
+    apt-get install -y --no-install-recommends haproxy; \
+    rm -rf /var/lib/apt/lists/*
+COPY haproxy.cfg /usr/local/etc/haproxy/haproxy.cfg
+RUN haproxy -c -f /usr/local/etc/haproxy/haproxy.cfg
+EXPOSE 5432 5433 8404
+USER haproxy
+STOPSIGNAL SIGUSR1
+CMD ["haproxy", "-W", "-db", "-f", "/usr/local/etc/haproxy/haproxy.cfg"]

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# HTTP role endpoint (one request per process, run by socat on :8008).
+#   GET /primary  200 if this node is a primary (not in recovery) accepting connections, else 503
+#   GET /replica  200 if in recovery AND the WAL receiver is streaming, else 503
+#   GET /health   200 if postgres accepts connections (pg_isready)
+#   GET /state    200, key=value lines used by the partners at start-up (works
+#                 while postgres is down: data-dir facts come from pg_controldata)
+set -euo pipefail
+export LC_ALL=C
+PGDATA=${PGDATA:-/var/lib/postgresql/data/pgdata}
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+
+respond() { # <code> <reason> <body>
+    printf 'HTTP/1.0 %s %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' \
+        "$1" "$2" "${#3}" "$3"
+    exit 0
+}
+
+q() { # query the local server over the unix socket (peer auth as postgres)
+    PGCONNECT_TIMEOUT=2 timeout 3 "$PGBIN/psql" -X -qAt -h /var/run/postgresql -p 5432 \
+        -U postgres -d postgres -c "$1" 2>/dev/null || true
+}
+
+controldata() { "$PGBIN/pg_controldata" -D "$PGDATA" 2>/dev/null | sed -n "s/^$1:[[:space:]]*//p"; }
+
+method="" path=""
+if ! IFS=' ' read -r -t 2 method path _; then
+    [[ -n $method ]] || respond 400 "Bad Request" $'bad request\n'
+fi
+while IFS= read -r -t 1 line; do # drain headers
+    line=${line%$'\r'}
+    [[ -z $line ]] && break
+done
+path=${path%%\?*}
+[[ $method == GET || $method == HEAD ]] || respond 405 "Method Not Allowed" $'GET only\n'
+
+case $path in
+/primary | /master | /read-write)
+    if [[ $(q "SELECT pg_is_in_recovery()") == f ]]; then
+        respond 200 OK $'primary\n'
+    fi
+    respond 503 "Service Unavailable" $'not primary\n'
+    ;;
+/replica | /read-only)
+    if [[ $(q "SELECT pg_is_in_recovery() AND EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming')") == t ]]; then
+        respond 200 OK $'replica streaming\n'
+    fi
+    respond 503 "Service Unavailable" $'not a streaming replica\n'
+    ;;
+/health)
+    if "$PGBIN/pg_isready" -q -h /var/run/postgresql -p 5432; then respond 200 OK $'ok\n'; fi
+    respond 503 "Service Unavailable" $'postgres not ready\n'
+    ;;
+/state)
+    body="node=${NODE_NAME:-}"$'\n'
+    body+="entrypoint_state=$(head -n1 /run/pgha/state 2>/dev/null || true)"$'\n'
+    if [[ -s $PGDATA/PG_VERSION ]]; then
+        a=$(controldata "Latest checkpoint's TimeLineID")
+        b=$(controldata "Min recovery ending loc's timeline")
+        a=${a:-0} b=${b:-0}
+        ((b > a)) && a=$b
+        body+="initialized=1"$'\n'
+        body+="sysid=$(controldata "Database system identifier")"$'\n'
+        body+="tli=$a"$'\n'
+        body+="cluster_state=$(controldata "Database cluster state")"$'\n'
+        if [[ -f $PGDATA/standby.signal ]]; then body+="standby_signal=1"$'\n'; else body+="standby_signal=0"$'\n'; fi
+    else
+        body+="initialized=0"$'\n'
+    fi
+    body+="in_recovery=$(q "SELECT pg_is_in_recovery()")"$'\n'
+    respond 200 OK "$body"
+    ;;
+*)
+    respond 404 "Not Found" $'try /primary /replica /health /state\n'
+    ;;
+esac
