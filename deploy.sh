@@ -31,7 +31,7 @@ summary() {
   cat <<SUMMARY
     vote:     https://$VOTE_SUB.$DOMAIN$https/
     result:   https://$RESULT_SUB.$DOMAIN$https/
-    stats:    https://$HAPROXY_SUB.$DOMAIN$https/redis (user ${HAPROXY_AUTH_USER:-admin}; password in .secrets/haproxy_auth_password unless HAPROXY_AUTH_PASS is set)
+    stats:    https://$HAPROXY_SUB.$DOMAIN$https/redis and /postgres (user ${HAPROXY_AUTH_USER:-admin}; password in .secrets/haproxy_auth_password unless HAPROXY_AUTH_PASS is set)
     secrets:  .secrets/ (generated passwords, mode 0600)
 SUMMARY
   printf '    TLS:      certificates from a local CA; trust .secrets/tls/ca.crt in your browser\n'
@@ -59,7 +59,29 @@ cmd_status() {
     docker stack services --format '  {{.Name}}\t{{.Replicas}}\t{{.Image}}' "$stack" | column -t -s $'\t'
     docker stack ps --filter desired-state=running --format '  {{.Name}}\t{{.CurrentState}}\t{{.Error}}' "$stack" | column -t -s $'\t'
     [ "$stack" != redis ] || redis_status
+    [ "$stack" != postgres ] || postgres_status
   done
+}
+
+# repmgr's view of the PostgreSQL cluster, Pgpool-II's node states, and each
+# standby's replication lag, asked from inside the nodes' containers.
+postgres_status() {
+  local id="" n
+  for n in 1 2 3; do
+    id=$(docker ps -q --filter "label=com.docker.swarm.service.name=postgres_pg-$n" | head -n 1)
+    [ -z "$id" ] || docker exec -u postgres "$id" pg_isready -q -h /var/run/postgresql 2>/dev/null && break
+  done
+  [ -n "$id" ] || { printf '  no PostgreSQL node is running\n'; return 0; }
+  docker exec -u postgres "$id" repmgr -f /etc/pgha/repmgr.conf cluster show --compact 2>/dev/null | sed 's/^/  /' \
+    || printf '  repmgr cluster show failed\n'
+  printf '  Pgpool-II (db) nodes:\n'
+  docker exec -u postgres "$id" psql -X -h db -U "${REPMGR_USERNAME:-repmgr}" -d postgres -c 'SHOW pool_nodes' 2>/dev/null \
+    | awk -F'|' 'NR > 2 && NF > 8 { gsub(/ /, ""); printf "    %s %s, %s\n", $2, $4, $7 }' \
+    || printf '    (Pgpool-II did not answer)\n'
+  printf '  replication (on the primary):\n'
+  docker exec -u postgres "$id" psql -X -h pg-haproxy -d postgres -At -F ' ' -c \
+    "SELECT '    ' || application_name, state, sync_state, 'replay lag ' || coalesce(replay_lag::text, '0') FROM pg_stat_replication" \
+    2>/dev/null || printf '    (the primary did not answer)\n'
 }
 
 # The Redis primary the Sentinels agree on, and each replica's state and lag,

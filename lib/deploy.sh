@@ -249,7 +249,11 @@ unhealthy_services() {
   docker stack services --format '{{.Name}} {{.Replicas}}' "$stack" 2>/dev/null | while read -r name replicas _; do
     running=${replicas%%/*}
     desired=${replicas#*/}
-    [ "$running" -ge "$desired" ] || printf '%s ' "$name"
+    # An update in progress still counts the old tasks as running.
+    if [ "$running" -lt "$desired" ] \
+      || [ "$(docker service inspect --format '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}' "$name" 2>/dev/null)" = updating ]; then
+      printf '%s ' "$name"
+    fi
   done
 }
 
