@@ -196,7 +196,15 @@ ensure_include() {
 
 # --------------------------------------------------------------- helpers --
 peer_sql() { # <host> <sql>
-    timeout 6 psql -X -qAt "$(node_conninfo "$1")" -c "$2" 2>/dev/null
+    local out
+    if out=$(timeout 6 psql -X -qAt "$(node_conninfo "$1")" -c "$2" 2>&1); then
+        printf '%s\n' "$out"
+        return 0
+    fi
+    if [[ $out == *"password authentication failed"* ]]; then
+        log "$1 refused the $REPMGR_USERNAME password: this node's repmgr_password secret is not the cluster's"
+    fi
+    return 1
 }
 
 peer_http() { # <host> <path>: body of http://host:8008/path (empty on error)
@@ -480,12 +488,35 @@ on_term() {
 }
 trap on_term TERM INT
 
+# A primary that was frozen or cut off while another node was promoted comes
+# back still a primary, on an older timeline. Its commits cannot complete
+# (no standby follows it), but it must not stay a primary: when a partner is
+# a primary on a newer timeline, this node stops and exits, and its next
+# start rejoins the new primary as a standby (pg_rewind).
+fence_if_superseded() {
+    local mine p r
+    [[ $(timeout 5 psql -X -qAt -h /var/run/postgresql -d postgres -c 'SELECT NOT pg_is_in_recovery()' 2>/dev/null) == t ]] || return 0
+    mine=$(timeout 5 psql -X -qAt -h /var/run/postgresql -d postgres -c 'SELECT timeline_id FROM pg_control_checkpoint()' 2>/dev/null) || return 0
+    for p in "${PEERS[@]}"; do
+        r=$(peer_sql "$p" "SELECT timeline_id FROM pg_control_checkpoint() WHERE NOT pg_is_in_recovery()" || true)
+        if [[ $r =~ ^[0-9]+$ && $mine =~ ^[0-9]+$ ]] && ((r > mine)); then
+            log "$p is the primary on a newer timeline ($r > $mine): this node was superseded; stopping to rejoin it as a standby"
+            set_state superseded
+            stop_children
+            stop_pg
+            exit 1
+        fi
+    done
+}
+
 supervise() {
-    local down_since=0 now
+    local down_since=0 now tick=0
     while true; do
         nap 2
+        tick=$((tick + 1))
         if pg_running; then
             down_since=0
+            ((tick % 2)) || fence_if_superseded
         else
             now=$(date +%s)
             if pgrep -x repmgr >/dev/null 2>&1; then

@@ -48,3 +48,40 @@ stored_votes() {
 
 # Milliseconds since the Unix epoch, as the load generator logs them.
 now_ms() { date +%s%3N; }
+
+# --- Load under faults (tests/*-failover.sh) --------------------------------
+
+readonly LOADGEN=target/release/loadgen
+
+build_loadgen() { [ -x "$LOADGEN" ] || cargo build --quiet --release --locked -p loadgen; }
+
+# start_load DIR SECONDS: votes at 100/s through Traefik in the background
+# ($! is its pid), logging every answer to DIR/load.
+start_load() {
+  "$LOADGEN" run --url "https://vote.localhost:$HTTPS/api/vote" --connect "127.0.0.1:$HTTPS" \
+    --cacert .secrets/tls/ca.crt --out "$1/load" --rate 100 --seconds "$2" >"$1/loadgen.out" 2>&1 &
+}
+
+# Waits until every acknowledged vote of log $1 is stored (the worker drains
+# the queue); prints the audit's summary line; fails if it never is.
+audit_votes() {
+  local log=$1 stored="$1.stored" verdict
+  for _ in $(seq 1 90); do
+    stored_votes >"$stored" || true
+    verdict=$("$LOADGEN" audit --log "$log" --stored "$stored") && { head -n 1 <<<"$verdict"; return 0; }
+    sleep 1
+  done
+  printf '%s\n' "$verdict"
+  return 1
+}
+
+# Drops every packet in and out of the container's network namespace but
+# loopback: a partition, as when a host's network fails. (docker network
+# disconnect/connect does not serve: the reconnected task is left out of
+# Swarm's DNS, so nothing could ever reach it by name again.)
+partition() {
+  local pid action=$2
+  pid=$(docker inspect --format '{{.State.Pid}}' "$1")
+  nsenter -t "$pid" -n iptables "$action" INPUT ! -i lo -j DROP
+  nsenter -t "$pid" -n iptables "$action" OUTPUT ! -o lo -j DROP
+}

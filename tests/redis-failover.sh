@@ -15,7 +15,6 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=tests/lib.sh
 source tests/lib.sh
 
-readonly LOADGEN=target/release/loadgen
 readonly LOAD_SECONDS=${LOAD_SECONDS:-40} FAULT_AFTER=8 FREEZE_SECONDS=10
 readonly RESULTS="$ARTIFACTS/redis-failover.txt"
 
@@ -74,19 +73,6 @@ sample_rotation() {
   done
 }
 
-# Waits until every acknowledged vote of log $1 is stored (the worker drains
-# the queue); prints the audit's summary line; fails if it never is.
-audit_votes() {
-  local log=$1 stored="$1.stored" verdict
-  for _ in $(seq 1 90); do
-    stored_votes >"$stored" || true
-    verdict=$("$LOADGEN" audit --log "$log" --stored "$stored") && { head -n 1 <<<"$verdict"; return 0; }
-    sleep 1
-  done
-  printf '%s\n' "$verdict"
-  return 1
-}
-
 # --- Faults: each gets the primary's name and container; heal ones undo. ---
 
 fault_kill() { docker kill "$2" >/dev/null; }
@@ -94,16 +80,6 @@ fault_kill() { docker kill "$2" >/dev/null; }
 fault_freeze() { docker pause "$2" >/dev/null; }
 heal_freeze() { docker unpause "$2" >/dev/null; }
 
-# Drops every packet in and out of the container's network namespace but
-# loopback: a partition, as when a host's network fails. (docker network
-# disconnect/connect does not serve: the reconnected task is left out of
-# Swarm's DNS, so nothing could ever reach it by name again.)
-partition() {
-  local pid action=$2
-  pid=$(docker inspect --format '{{.State.Pid}}' "$1")
-  nsenter -t "$pid" -n iptables "$action" INPUT ! -i lo -j DROP
-  nsenter -t "$pid" -n iptables "$action" OUTPUT ! -o lo -j DROP
-}
 fault_isolate() { partition "$2" -I; }
 heal_isolate() { partition "$2" -D; }
 
@@ -136,8 +112,7 @@ scenario() {
     not_ok "$name: no primary to break (Sentinels name '${old:-nothing}')"
     return
   fi
-  "$LOADGEN" run --url "https://vote.localhost:$HTTPS/api/vote" --connect "127.0.0.1:$HTTPS" \
-    --cacert .secrets/tls/ca.crt --out "$dir/load" --rate 100 --seconds "$LOAD_SECONDS" >"$dir/loadgen.out" 2>&1 &
+  start_load "$dir" "$LOAD_SECONDS"
   local load=$!
   sample_rotation "$dir/rotation" "$dir/stop" &
   local sampler=$!
@@ -250,7 +225,7 @@ bad_input() {
 main() {
   local all=(kill freeze isolate restart_after_failover sentinel_then_primary) chosen=("$@") s
   [ "${#chosen[@]}" -gt 0 ] || chosen=("${all[@]}")
-  [ -x "$LOADGEN" ] || cargo build --quiet --release --locked -p loadgen
+  build_loadgen
   : >"$RESULTS"
   declare -A about=(
     [kill]="kill the primary's container"

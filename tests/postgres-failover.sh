@@ -1,0 +1,246 @@
+#!/usr/bin/env bash
+# Failover tests of the postgres stack, against the deployed system (run by
+# tests/deploy.sh after it deployed; alone: TEST_HTTPS_PORT=443
+# tests/postgres-failover.sh [SCENARIO...] against ./deploy.sh's deployment).
+#
+# Under a steady vote load (loadgen), each scenario breaks PostgreSQL, heals,
+# and then checks that:
+#   - the vote path never failed (votes wait in Redis meanwhile),
+#   - every voter's latest acknowledged vote is in PostgreSQL (none lost),
+#   - no sample of Pgpool-II ("db") ever had two nodes taking writes,
+#   - the old primary ends as a standby of the new one,
+# and records the time from the fault until the worker commits again.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=tests/lib.sh
+source tests/lib.sh
+
+readonly LOAD_SECONDS=${LOAD_SECONDS:-50} FAULT_AFTER=8 FREEZE_SECONDS=15
+readonly RESULTS="$ARTIFACTS/postgres-failover.txt"
+
+# psql as postgres on node $1 (pg-1..3), in its own container, "$@" psql's.
+node_psql() {
+  local node=$1 id
+  shift
+  id=$(container_of "postgres_$node")
+  [ -n "$id" ] || return 1
+  docker exec -u postgres "$id" timeout 5 psql -X -h /var/run/postgresql -d postgres -At "$@" 2>/dev/null
+}
+
+# The node that is a primary and that the other nodes stream from.
+primary() {
+  local n
+  for n in pg-1 pg-2 pg-3; do
+    [ "$(node_psql "$n" -c "SELECT count(*) FROM pg_stat_replication WHERE NOT pg_is_in_recovery()" || true)" -ge 1 ] 2>/dev/null \
+      && { printf '%s' "$n"; return 0; }
+  done
+  return 1
+}
+
+# Waits until node $1 is a standby streaming from $2.
+wait_standby_of() {
+  local node=$1 upstream=$2
+  for _ in $(seq 1 120); do
+    [ "$(node_psql "$upstream" -c "SELECT count(*) FROM pg_stat_replication WHERE application_name = '$node' AND state = 'streaming'" || true)" = 1 ] \
+      && [ "$(node_psql "$node" -c 'SELECT pg_is_in_recovery()' || true)" = t ] && return 0
+    sleep 1
+  done
+  return 1
+}
+
+# Waits until a node other than $1 is the primary; prints it.
+wait_new_primary() {
+  local old=$1 now
+  for _ in $(seq 1 90); do
+    now=$(primary || true)
+    [ -n "$now" ] && [ "$now" != "$old" ] && { printf '%s' "$now"; return 0; }
+    sleep 1
+  done
+  return 1
+}
+
+# Pgpool-II's nodes as "name status role" lines, asked through db.
+pool_nodes() {
+  local id n
+  for n in 1 2 3; do
+    id=$(container_of "postgres_pg-$n")
+    [ -n "$id" ] && break
+  done
+  docker exec -u postgres "$id" timeout 3 psql -X -h db -U "${REPMGR_USERNAME:-repmgr}" -d postgres -c 'SHOW pool_nodes' 2>/dev/null \
+    | awk -F'|' 'NR > 2 && NF > 8 { gsub(/ /, ""); print $2, $4, $7 }'
+}
+
+# Samples, every ~500 ms until file $2 exists, how many nodes Pgpool-II
+# sends writes to (up and primary); appends "ms count" lines to $1.
+sample_writers() {
+  local out=$1 stop=$2 nodes
+  while [ ! -e "$stop" ]; do
+    if nodes=$(pool_nodes) && [ -n "$nodes" ]; then
+      printf '%s %s\n' "$(now_ms)" "$(awk '$2 == "up" && $3 == "primary"' <<<"$nodes" | wc -l)" >>"$out"
+    fi
+    sleep 0.5
+  done
+}
+
+# Milliseconds from $1 (ms since the epoch) to the first commit of the worker
+# in a transaction that began after it.
+first_commit_after() {
+  primary_psql -c "SELECT round(extract(epoch FROM min(updated_at)) * 1000 - $1)::bigint FROM votes
+                   WHERE updated_at > to_timestamp($1 / 1000.0)" 2>/dev/null
+}
+
+# Waits until every node is back: one primary streaming to two standbys,
+# and Pgpool-II has all three up.
+wait_whole() {
+  local p
+  for _ in $(seq 1 120); do
+    p=$(primary || true)
+    if [ -n "$p" ] && [ "$(node_psql "$p" -c "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'" || true)" = 2 ] \
+      && [ "$(pool_nodes | awk '$2 == "up"' | wc -l)" = 3 ]; then
+      return 0
+    fi
+    sleep 1
+  done
+  return 1
+}
+
+# --- Faults: each gets the primary's name and container; heal ones undo. ---
+
+fault_kill() { docker kill "$2" >/dev/null; }
+
+fault_freeze() { docker pause "$2" >/dev/null; }
+heal_freeze() { docker unpause "$2" >/dev/null; }
+
+fault_isolate() { partition "$2" -I; }
+heal_isolate() { partition "$2" -D; }
+
+# A standby is killed; Swarm brings it back.
+fault_standby() {
+  local standby
+  standby=$(node_psql "$1" -c "SELECT application_name FROM pg_stat_replication LIMIT 1")
+  printf '%s' "$standby" >"$dir/standby"
+  docker kill "$(container_of "postgres_$standby")" >/dev/null
+}
+
+fault_pgpool() { docker service update --force --detach=true postgres_db >/dev/null; }
+
+# The whole stack goes, then is deployed again with its volumes.
+fault_stack() {
+  docker stack rm postgres >/dev/null
+  while [ -n "$(docker ps -aq --filter label=com.docker.stack.namespace=postgres)" ]; do sleep 1; done
+  postgres/deploy.sh >"$dir/redeploy.log" 2>&1 || true
+}
+
+# scenario NAME DESCRIPTION PRIMARY_MOVES: runs fault_NAME (and heal_NAME
+# after FREEZE_SECONDS, when defined) under load, then checks the outcome.
+scenario() {
+  local name=$1 what=$2 moves=$3 old old_id new fault ms failures writers
+  dir="$ARTIFACTS/postgres-$name"
+  rm -rf "$dir" && mkdir -p "$dir"
+  echo "postgres failover: $what"
+  old=$(primary || true)
+  old_id=$(container_of "postgres_$old")
+  if [ -z "$old" ] || [ -z "$old_id" ]; then
+    not_ok "$name: no primary to break"
+    return
+  fi
+  start_load "$dir" "$LOAD_SECONDS"
+  local load=$!
+  sample_writers "$dir/writers" "$dir/stop" &
+  local sampler=$!
+  sleep "$FAULT_AFTER"
+  fault=$(now_ms)
+  "fault_$name" "$old" "$old_id"
+  if declare -F "heal_$name" >/dev/null; then
+    sleep "$FREEZE_SECONDS"
+    "heal_$name" "$old" "$old_id"
+  fi
+  wait "$load" || true
+  touch "$dir/stop"
+  wait "$sampler" || true
+  printf '    load: %s\n' "$(cat "$dir/loadgen.out")"
+
+  failures=$(awk '$4 == 0' "$dir/load" | wc -l)
+  check "$name: no vote failed meanwhile ($failures not acknowledged)" test "$failures" -eq 0
+  if [ "$moves" = yes ]; then
+    new=$(wait_new_primary "$old" || true)
+    check "$name: repmgr promoted another node ($old -> ${new:-none})" test -n "$new"
+    [ -z "$new" ] || check "$name: the old primary $old ends as a standby of $new" wait_standby_of "$old" "$new"
+  else
+    new=$(primary || true)
+    [ "$name" != standby ] || check "$name: the killed standby $(cat "$dir/standby") streams again" wait_standby_of "$(cat "$dir/standby")" "$new"
+  fi
+  check "$name: the cluster is whole again (one primary, two standbys, all up in Pgpool-II)" wait_whole
+  writers=$(awk 'BEGIN { m = 0 } $2 > m { m = $2 } END { print m }' "$dir/writers" 2>/dev/null || echo '?')
+  check "$name: never two nodes taking writes through db ($(wc -l <"$dir/writers") samples, most $writers)" test "$writers" -le 1
+  local verdict
+  if verdict=$(audit_votes "$dir/load"); then
+    ok "$name: no acknowledged vote lost ($verdict)"
+  else
+    not_ok "$name: acknowledged votes lost or stale:"
+    printf '%s\n' "$verdict" | sed 's/^/      /'
+  fi
+  ms=$(first_commit_after "$fault" || true)
+  printf '%s: worker commits again %s ms after the fault\n' "$name" "${ms:-?}" >>"$RESULTS"
+  check "$name: the worker commits again after the fault (${ms:-never} ms; goal < 30000)" test -n "$ms"
+}
+
+# Bad input: a wrong password, a data directory of another cluster.
+bad_input() {
+  local image secret standby p
+  echo "postgres: bad input"
+  image=$(docker service inspect --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}' postgres_pg-1)
+  secret=$(mktemp -d)
+  for s in postgres app repmgr; do printf 'not-the-password' >"$secret/$s"; done
+  chmod 0755 "$secret" && chmod 0644 "$secret"/*
+  docker run -d --name swarmvote-test-pg-wrongpass --network pg_net -e NODE_NAME=pg-4 -e PARTNERS=pg-1,pg-2,pg-3,pg-4 \
+    -e POSTGRESQL_POSTGRES_PASSWORD_FILE=/s/postgres -e POSTGRESQL_PASSWORD_FILE=/s/app -e REPMGR_PASSWORD_FILE=/s/repmgr \
+    -v "$secret:/s:ro" "$image" >/dev/null
+  check "a node with a wrong password says why it cannot join" bash -c \
+    "for _ in \$(seq 1 30); do docker logs swarmvote-test-pg-wrongpass 2>&1 | grep -qiE 'password|authentication' && exit 0; sleep 1; done; exit 1"
+  p=$(primary || true)
+  check "...and no second primary appears ($p is the only one)" test "$(for n in pg-1 pg-2 pg-3; do node_psql "$n" -c 'SELECT NOT pg_is_in_recovery()'; done | grep -c t)" -eq 1
+  docker logs swarmvote-test-pg-wrongpass >"$ARTIFACTS/postgres-wrongpass.log" 2>&1 || true
+  docker rm -f swarmvote-test-pg-wrongpass >/dev/null
+  rm -rf "$secret"
+
+  # A standby whose data directory is another cluster's: it says so, keeps
+  # the foreign directory aside, and clones afresh.
+  standby=$(node_psql "$p" -c "SELECT application_name FROM pg_stat_replication LIMIT 1")
+  docker exec -u postgres "$(container_of "postgres_$standby")" bash -c \
+    'rm -rf /tmp/other && initdb -D /tmp/other >/dev/null 2>&1 && cp /tmp/other/global/pg_control "$PGDATA/global/pg_control"'
+  docker kill "$(container_of "postgres_$standby")" >/dev/null
+  check "a standby with another cluster's data directory says so" bash -c \
+    "for _ in \$(seq 1 60); do for c in \$(docker ps -aq --filter label=com.docker.swarm.service.name=postgres_$standby); do docker logs \$c 2>&1 | grep -q 'ANOTHER CLUSTER' && exit 0; done; sleep 1; done; exit 1"
+  check "...and streams again from $p" wait_standby_of "$standby" "$p"
+}
+
+main() {
+  local all=(kill freeze isolate standby pgpool stack) chosen=("$@") s
+  [ "${#chosen[@]}" -gt 0 ] || chosen=("${all[@]}")
+  build_loadgen
+  : >"$RESULTS"
+  declare -A about=(
+    [kill]="kill the primary's container"
+    [freeze]="freeze the primary (docker pause) for ${FREEZE_SECONDS}s, then thaw it"
+    [isolate]="cut the primary off the network for ${FREEZE_SECONDS}s, then reconnect it"
+    [standby]="kill a standby; Swarm brings it back"
+    [pgpool]="restart Pgpool-II"
+    [stack]="remove the whole postgres stack and deploy it again, volumes kept"
+  )
+  declare -A moves=([kill]=yes [freeze]=yes [isolate]=yes [standby]=no [pgpool]=no [stack]=no)
+  for s in "${chosen[@]}"; do
+    [ -n "${about[$s]:-}" ] || { echo "unknown scenario '$s' (${all[*]})" >&2; exit 2; }
+    if ! wait_whole; then
+      not_ok "$s: the postgres stack is not whole (one primary, two standbys, all up in Pgpool-II) before the fault"
+      continue
+    fi
+    scenario "$s" "${about[$s]}" "${moves[$s]}"
+  done
+  [ "${#chosen[@]}" -ne "${#all[@]}" ] || bad_input
+  check "the postgres stack is whole after the faults" wait_whole
+  echo "postgres failover: $passed passed, $failed failed (recovery times in $RESULTS)"
+  [ "$failed" -eq 0 ]
+}
+
+main "$@"
