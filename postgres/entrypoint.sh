@@ -34,6 +34,10 @@ POSTGRESQL_USERNAME=${POSTGRESQL_USERNAME:-votes}
 POSTGRESQL_DATABASE=${POSTGRESQL_DATABASE:-votes}
 REPMGR_PRIORITY=${REPMGR_PRIORITY:-100}
 REPMGR_LOCATION=${REPMGR_LOCATION:-swarm}
+# seconds a former primary that finds no other primary waits before starting
+# as primary (repmgrd promotes a standby about 5 s after the primary dies)
+FAILOVER_WINDOW=${FAILOVER_WINDOW:-20}
+STARTED_AT=$(date +%s)
 # seconds postgres may stay down (with no repmgr command running) before the
 # container gives up and exits
 PG_DOWN_GRACE=${PG_DOWN_GRACE:-15}
@@ -445,6 +449,11 @@ decide_and_start() {
                     msg="this node was a primary but no partner answers (${PEERS[*]}): refusing to start as a lone primary (it may be stale); waiting"
                 elif [[ -n $SURVEY_NEWER ]]; then
                     msg="this node was a primary (timeline $(local_tli)) but partners have a newer timeline: $SURVEY_NEWER - it is stale; waiting for the new primary to come up, then it will rejoin"
+                elif (($(date +%s) - STARTED_AT < FAILOVER_WINDOW)); then
+                    # It may have died a moment ago, with repmgrd on the
+                    # standbys about to promote one: starting as primary now
+                    # could make two. Give a failover under way time to end.
+                    msg="this node was the primary and no other primary runs: giving a failover under way ${FAILOVER_WINDOW}s before starting as primary"
                 else
                     log "this node was the primary, no other primary is running and no partner has a newer timeline (local $(local_tli), partners max $SURVEY_MAX_TLI): starting as primary"
                     set_state starting-primary

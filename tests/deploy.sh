@@ -153,6 +153,9 @@ check "...answers with the generated credentials (200)" \
   test "$(status_of /redis -u "admin:$(cat .secrets/haproxy_auth_password)")" = 200
 stats_show_primary() { https haproxy '/redis;csv' -u "admin:$(cat .secrets/haproxy_auth_password)" | grep -qE '^primary,redis-[123],.*,UP,'; }
 check "...and shows the primary UP" stats_show_primary
+check "the PostgreSQL stats page asks for credentials (401)" test "$(status_of /postgres)" = 401
+pg_stats_show_primary() { https haproxy '/postgres;csv' -u "admin:$(cat .secrets/haproxy_auth_password)" | grep -qE '^postgres_primary,pg-[123],.*,UP,'; }
+check "...and with them shows the PostgreSQL primary UP" pg_stats_show_primary
 
 echo "deploy: segmentation"
 in_container() { # service, shell command: runs it in one of the service's containers
@@ -235,6 +238,9 @@ check "no acknowledged vote lost" test "$lost" -eq 0
 
 echo "deploy: Redis failover under load (tests/redis-failover.sh)"
 check "every Redis failover scenario keeps every acknowledged vote" tests/redis-failover.sh
+
+echo "deploy: PostgreSQL failover under load (tests/postgres-failover.sh)"
+check "every PostgreSQL failover scenario keeps every acknowledged vote" tests/postgres-failover.sh
 
 echo "deploy: down"
 check "./deploy.sh down succeeds" bash -c "./deploy.sh down >/dev/null 2>&1"
