@@ -37,6 +37,8 @@ REPMGR_LOCATION=${REPMGR_LOCATION:-swarm}
 # seconds a former primary that finds no other primary waits before starting
 # as primary (repmgrd promotes a standby about 5 s after the primary dies)
 FAILOVER_WINDOW=${FAILOVER_WINDOW:-20}
+# seconds a standby may go without streaming from the primary
+STRAY_LIMIT=${STRAY_LIMIT:-30}
 STARTED_AT=$(date +%s)
 # seconds postgres may stay down (with no repmgr command running) before the
 # container gives up and exits
@@ -145,8 +147,11 @@ max_slot_wal_keep_size = 2GB       # a dead standby's slot must not fill the dis
 wal_keep_size = 256MB
 hot_standby = on
 hot_standby_feedback = on
-wal_receiver_timeout = 10s
-wal_sender_timeout = 10s
+# Longer than repmgrd's failure detection: a standby whose walreceiver timed
+# out and restarted reports a receive position rewound to its segment start,
+# and repmgr's election would then promote a standby that has less.
+wal_receiver_timeout = 60s
+wal_sender_timeout = 60s
 # a commit is acknowledged only once it is also flushed on one standby.
 # A primary without any streaming standby therefore blocks commits (by design).
 synchronous_commit = on
@@ -431,8 +436,12 @@ decide_and_start() {
                 if [[ -f $PGDATA/standby.signal ]]; then
                     log "this node was a standby; primary is $primary"
                     set_state starting-standby
-                    start_pg
-                    follow_primary "$primary"
+                    if start_pg; then
+                        follow_primary "$primary"
+                    else
+                        log "this standby cannot start on $primary's history (its timeline forked off): rejoining it"
+                        rejoin_to "$primary"
+                    fi
                 else
                     log "this node was a PRIMARY but $primary is the primary now: it must rejoin as a standby"
                     rejoin_to "$primary"
@@ -518,6 +527,31 @@ fence_if_superseded() {
     done
 }
 
+# A standby that has not streamed from the primary for STRAY_LIMIT seconds
+# (repmgr could not make it follow: its timeline forked off, its slot is
+# gone) exits: its next start follows the primary or rejoins it (pg_rewind,
+# else a fresh clone).
+STRAY_SINCE=0
+restart_if_stray() {
+    local primary r now
+    [[ $(timeout 5 psql -X -qAt -h /var/run/postgresql -d postgres -c 'SELECT pg_is_in_recovery()' 2>/dev/null) == t ]] || { STRAY_SINCE=0; return 0; }
+    primary=$(find_primary)
+    r=$(timeout 5 psql -X -qAt -h /var/run/postgresql -d postgres -c "SELECT status || ' ' || sender_host FROM pg_stat_wal_receiver" 2>/dev/null || true)
+    if [[ -z $primary || $r == "streaming $primary" ]]; then
+        STRAY_SINCE=0
+        return 0
+    fi
+    now=$(date +%s)
+    ((STRAY_SINCE > 0)) || STRAY_SINCE=$now
+    if ((now - STRAY_SINCE >= STRAY_LIMIT)); then
+        log "this standby has not streamed from the primary $primary for ${STRAY_LIMIT}s (wal receiver: '${r:-none}'): restarting to follow or rejoin it"
+        set_state stray
+        stop_children
+        stop_pg
+        exit 1
+    fi
+}
+
 supervise() {
     local down_since=0 now tick=0
     while true; do
@@ -526,6 +560,7 @@ supervise() {
         if pg_running; then
             down_since=0
             ((tick % 2)) || fence_if_superseded
+            ((tick % 5)) || restart_if_stray
         else
             now=$(date +%s)
             if pgrep -x repmgr >/dev/null 2>&1; then

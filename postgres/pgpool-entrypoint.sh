@@ -100,6 +100,13 @@ backend_state() { # <host>: primary | streaming | standby | down
     printf '%s' "${r:-down}"
 }
 
+backend_timeline() { # <host>: the timeline it writes on (0 when unknown)
+    local r
+    r=$(timeout 5 psql -X -qAt "host=$1 port=5432 user=$REPMGR_USERNAME dbname=postgres connect_timeout=2" \
+        -c "SELECT timeline_id FROM pg_control_checkpoint()" 2>/dev/null || true)
+    [[ $r =~ ^[0-9]+$ ]] && printf '%s' "$r" || printf '0'
+}
+
 declare -A STREAMING_ROUNDS=()
 # Pgpool's auto_failback re-attaches streaming standbys itself, and its
 # failover logic finds a new primary among the *attached* nodes.  The
@@ -129,9 +136,21 @@ reconcile() {
     done
 
     if ((have_primary == 0)); then
+        # Only the primary on the newest timeline may be chosen: an old
+        # primary that was frozen or cut off comes back still a primary, on
+        # the timeline its successor left (it fences itself within seconds).
+        local -A tli=()
+        local newest=-1
         for i in "${!lines[@]}"; do
-            st=$(backend_state "${hosts[$i]}")
-            [[ $st == primary ]] || continue
+            [[ $(backend_state "${hosts[$i]}") == primary ]] || continue
+            tli[$i]=$(backend_timeline "${hosts[$i]}")
+            ((${tli[$i]:-0} > newest)) && newest=${tli[$i]}
+        done
+        for i in "${!tli[@]}"; do
+            if ((${tli[$i]:-0} < newest)); then
+                log "backend $i (${hosts[$i]}) is a primary on an older timeline (${tli[$i]} < $newest): not choosing it"
+                continue
+            fi
             if [[ ${pstatus[$i]} == down ]]; then
                 log "pgpool has no primary; backend $i (${hosts[$i]}) is a primary but detached: pcp_attach_node"
                 timeout 30 pcp_attach_node -h localhost -p 9898 -U "$PGPOOL_ADMIN_USERNAME" -w -n "$i" >/dev/null 2>&1 ||
