@@ -385,13 +385,16 @@ follow_primary() { # <primary host>
 }
 
 # partners' view (HTTP /state works even while their postgres is down)
-survey_partners() { # sets SURVEY_REACHABLE, SURVEY_MAX_TLI, SURVEY_NEWER, SURVEY_WITH_DATA
+survey_partners() { # sets SURVEY_REACHABLE, SURVEY_MAX_TLI, SURVEY_NEWER, SURVEY_WITH_DATA, SURVEY_WAITING
     local p st tli init
-    SURVEY_REACHABLE=0 SURVEY_MAX_TLI=0 SURVEY_NEWER="" SURVEY_WITH_DATA=""
+    SURVEY_REACHABLE=0 SURVEY_MAX_TLI=0 SURVEY_NEWER="" SURVEY_WITH_DATA="" SURVEY_WAITING=0
     for p in "${PEERS[@]}"; do
         st=$(peer_http "$p" /state)
         [[ -n $st ]] || continue
         SURVEY_REACHABLE=$((SURVEY_REACHABLE + 1))
+        # A partner still deciding at start runs no postgres and no repmgrd:
+        # it cannot be promoted.
+        [[ $(kv entrypoint_state "$st") == waiting* ]] && SURVEY_WAITING=$((SURVEY_WAITING + 1))
         init=$(kv initialized "$st")
         tli=$(kv tli "$st")
         if [[ $init == 1 ]]; then SURVEY_WITH_DATA+="${SURVEY_WITH_DATA:+,}$p"; fi
@@ -458,10 +461,11 @@ decide_and_start() {
                     msg="this node was a primary but no partner answers (${PEERS[*]}): refusing to start as a lone primary (it may be stale); waiting"
                 elif [[ -n $SURVEY_NEWER ]]; then
                     msg="this node was a primary (timeline $(local_tli)) but partners have a newer timeline: $SURVEY_NEWER - it is stale; waiting for the new primary to come up, then it will rejoin"
-                elif (($(date +%s) - STARTED_AT < FAILOVER_WINDOW)); then
+                elif (($(date +%s) - STARTED_AT < FAILOVER_WINDOW && SURVEY_WAITING < ${#PEERS[@]})); then
                     # It may have died a moment ago, with repmgrd on the
                     # standbys about to promote one: starting as primary now
-                    # could make two. Give a failover under way time to end.
+                    # could make two. Give a failover under way time to end
+                    # (none can be when every partner is itself waiting).
                     msg="this node was the primary and no other primary runs: giving a failover under way ${FAILOVER_WINDOW}s before starting as primary"
                 else
                     log "this node was the primary, no other primary is running and no partner has a newer timeline (local $(local_tli), partners max $SURVEY_MAX_TLI): starting as primary"

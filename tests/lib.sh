@@ -55,11 +55,50 @@ readonly LOADGEN=target/release/loadgen
 
 build_loadgen() { [ -x "$LOADGEN" ] || cargo build --quiet --release --locked -p loadgen; }
 
+# Waits (up to a minute) until the script's primary() names a node other
+# than $1; prints it.
+wait_new_primary() {
+  local old=$1 now
+  for _ in $(seq 1 120); do
+    now=$(primary || true)
+    [ -n "$now" ] && [ "$now" != "$old" ] && { printf '%s' "$now"; return 0; }
+    sleep 0.5
+  done
+  return 1
+}
+
 # start_load DIR SECONDS: votes at 100/s through Traefik in the background
 # ($! is its pid), logging every answer to DIR/load.
 start_load() {
   "$LOADGEN" run --url "https://vote.localhost:$HTTPS/api/vote" --connect "127.0.0.1:$HTTPS" \
     --cacert .secrets/tls/ca.crt --out "$1/load" --rate 100 --seconds "$2" >"$1/loadgen.out" 2>&1 &
+}
+
+# break_under_load NAME DIR OLD OLD_ID SAMPLER: votes for LOAD_SECONDS while
+# SAMPLER (a function: OUT STOPFILE) samples into DIR/samples; after
+# FAULT_AFTER seconds runs fault_NAME OLD OLD_ID and, when the script defines
+# heal_NAME, runs it FREEZE_SECONDS later. Leaves in DIR: load, samples,
+# fault (ms when the fault began), effective (ms when it had taken effect,
+# unless fault_NAME wrote it), heal (ms, when healed).
+break_under_load() {
+  local name=$1 dir=$2 old=$3 old_id=$4 sampler_fn=$5 load sampler
+  start_load "$dir" "$LOAD_SECONDS"
+  load=$!
+  "$sampler_fn" "$dir/samples" "$dir/stop" &
+  sampler=$!
+  sleep "$FAULT_AFTER"
+  now_ms >"$dir/fault"
+  "fault_$name" "$old" "$old_id"
+  [ -s "$dir/effective" ] || now_ms >"$dir/effective"
+  if declare -F "heal_$name" >/dev/null; then
+    sleep "$FREEZE_SECONDS"
+    now_ms >"$dir/heal"
+    "heal_$name" "$old" "$old_id"
+  fi
+  wait "$load" || true
+  touch "$dir/stop"
+  wait "$sampler" || true
+  printf '    load: %s\n' "$(cat "$dir/loadgen.out")"
 }
 
 # Waits until every acknowledged vote of log $1 is stored (the worker drains

@@ -44,17 +44,6 @@ wait_replica_of() {
   return 1
 }
 
-# Waits until the Sentinels name a primary other than $1; prints it.
-wait_new_primary() {
-  local old=$1 now
-  for _ in $(seq 1 60); do
-    now=$(primary || true)
-    [ -n "$now" ] && [ "$now" != "$old" ] && { printf '%s' "$now"; return 0; }
-    sleep 0.5
-  done
-  return 1
-}
-
 # Samples, every ~300 ms until file $2 exists, the nodes each HAProxy has in
 # rotation; appends "ms container count nodes" lines to $1. Only healthy
 # HAProxies count: a task is in Swarm's DNS, and so reachable by clients,
@@ -112,22 +101,9 @@ scenario() {
     not_ok "$name: no primary to break (Sentinels name '${old:-nothing}')"
     return
   fi
-  start_load "$dir" "$LOAD_SECONDS"
-  local load=$!
-  sample_rotation "$dir/rotation" "$dir/stop" &
-  local sampler=$!
-  sleep "$FAULT_AFTER"
-  fault=$(now_ms)
-  "fault_$name" "$old" "$old_id"
-  if declare -F "heal_$name" >/dev/null; then
-    sleep "$FREEZE_SECONDS"
-    heal=$(now_ms)
-    "heal_$name" "$old" "$old_id"
-  fi
-  wait "$load" || true
-  touch "$dir/stop"
-  wait "$sampler" || true
-  printf '    load: %s\n' "$(cat "$dir/loadgen.out")"
+  break_under_load "$name" "$dir" "$old" "$old_id" sample_rotation
+  fault=$(cat "$dir/fault")
+  [ ! -s "$dir/heal" ] || heal=$(cat "$dir/heal")
 
   new=$(wait_new_primary "$old" || true)
   check "$name: the Sentinels promoted another node (${old} -> ${new:-none})" test -n "$new"
@@ -137,8 +113,8 @@ scenario() {
   local ms
   ms=$(sed -nE 's/^recovered after ([0-9]+) ms.*/\1/p' <<<"$recovery")
   check "$name: votes are acknowledged again after the fault (${ms:-never} ms; goal < 10000)" test -n "$ms"
-  worst=$(awk 'BEGIN { m = 0 } $3 > m { m = $3 } END { print m }' "$dir/rotation" 2>/dev/null || echo '?')
-  check "$name: never more than one node in an HAProxy's rotation ($(wc -l <"$dir/rotation") samples, most $worst)" \
+  worst=$(awk 'BEGIN { m = 0 } $3 > m { m = $3 } END { print m }' "$dir/samples" 2>/dev/null || echo '?')
+  check "$name: never more than one node in an HAProxy's rotation ($(wc -l <"$dir/samples") samples, most $worst)" \
     test "$worst" -le 1
   [ -z "$new" ] || check "$name: the old primary $old ends as a replica of $new" wait_replica_of "$old" "$new"
   local verdict
