@@ -515,12 +515,17 @@ trap on_term TERM INT
 # (no standby follows it), but it must not stay a primary: when a partner is
 # a primary on a newer timeline, this node stops and exits, and its next
 # start rejoins the new primary as a standby (pg_rewind).
+# The timeline a primary writes on, from the name of its current WAL file:
+# right after a promotion pg_control_checkpoint() still shows the old one
+# until the next checkpoint completes.
+WRITE_TIMELINE="('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int"
+
 fence_if_superseded() {
     local mine p r
     [[ $(timeout 5 psql -X -qAt -h /var/run/postgresql -d postgres -c 'SELECT NOT pg_is_in_recovery()' 2>/dev/null) == t ]] || return 0
-    mine=$(timeout 5 psql -X -qAt -h /var/run/postgresql -d postgres -c 'SELECT timeline_id FROM pg_control_checkpoint()' 2>/dev/null) || return 0
+    mine=$(timeout 5 psql -X -qAt -h /var/run/postgresql -d postgres -c "SELECT $WRITE_TIMELINE WHERE NOT pg_is_in_recovery()" 2>/dev/null) || return 0
     for p in "${PEERS[@]}"; do
-        r=$(peer_sql "$p" "SELECT timeline_id FROM pg_control_checkpoint() WHERE NOT pg_is_in_recovery()" || true)
+        r=$(peer_sql "$p" "SELECT $WRITE_TIMELINE WHERE NOT pg_is_in_recovery()" || true)
         if [[ $r =~ ^[0-9]+$ && $mine =~ ^[0-9]+$ ]] && ((r > mine)); then
             log "$p is the primary on a newer timeline ($r > $mine): this node was superseded; stopping to rejoin it as a standby"
             set_state superseded

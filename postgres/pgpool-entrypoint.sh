@@ -100,10 +100,10 @@ backend_state() { # <host>: primary | streaming | standby | down
     printf '%s' "${r:-down}"
 }
 
-backend_timeline() { # <host>: the timeline it writes on (0 when unknown)
+backend_timeline() { # <host>: the timeline a primary writes on, from its current WAL file name (0 when unknown)
     local r
     r=$(timeout 5 psql -X -qAt "host=$1 port=5432 user=$REPMGR_USERNAME dbname=postgres connect_timeout=2" \
-        -c "SELECT timeline_id FROM pg_control_checkpoint()" 2>/dev/null || true)
+        -c "SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int WHERE NOT pg_is_in_recovery()" 2>/dev/null || true)
     [[ $r =~ ^[0-9]+$ ]] && printf '%s' "$r" || printf '0'
 }
 
