@@ -34,6 +34,11 @@ POSTGRESQL_USERNAME=${POSTGRESQL_USERNAME:-votes}
 POSTGRESQL_DATABASE=${POSTGRESQL_DATABASE:-votes}
 REPMGR_PRIORITY=${REPMGR_PRIORITY:-100}
 REPMGR_LOCATION=${REPMGR_LOCATION:-swarm}
+# The timeline a primary writes on, from the name of its current WAL file:
+# right after a promotion pg_control_checkpoint() still shows the old one
+# until the next checkpoint completes.
+WRITE_TIMELINE="('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int"
+
 # seconds a former primary that finds no other primary waits before starting
 # as primary (repmgrd promotes a standby about 5 s after the primary dies)
 FAILOVER_WINDOW=${FAILOVER_WINDOW:-20}
@@ -256,16 +261,18 @@ stop_pg() {
 }
 
 # prints the name of a partner that is a running, registered primary
+# (When two answer -- an old primary back from a freeze or a partition,
+# not yet fenced -- the one writing on the newest timeline.)
 find_primary() {
-    local p r found=""
+    local p r found="" found_tli=-1
     for p in "${PEERS[@]}"; do
-        r=$(peer_sql "$p" "SELECT NOT pg_is_in_recovery() AND EXISTS (SELECT 1 FROM repmgr.nodes WHERE node_name = '$p' AND type = 'primary' AND active)" || true)
-        if [[ $r == t ]]; then
-            if [[ -n $found ]]; then
-                log "WARNING: both $found and $p answer as primary; using $found"
-            else
-                found=$p
-            fi
+        r=$(peer_sql "$p" "SELECT $WRITE_TIMELINE WHERE NOT pg_is_in_recovery() AND EXISTS (SELECT 1 FROM repmgr.nodes WHERE node_name = '$p' AND type = 'primary' AND active)" || true)
+        [[ $r =~ ^[0-9]+$ ]] || continue
+        if [[ -n $found ]]; then
+            log "WARNING: both $found (timeline $found_tli) and $p (timeline $r) answer as primary"
+        fi
+        if ((r > found_tli)); then
+            found=$p found_tli=$r
         fi
     done
     printf '%s' "$found"
@@ -515,11 +522,6 @@ trap on_term TERM INT
 # (no standby follows it), but it must not stay a primary: when a partner is
 # a primary on a newer timeline, this node stops and exits, and its next
 # start rejoins the new primary as a standby (pg_rewind).
-# The timeline a primary writes on, from the name of its current WAL file:
-# right after a promotion pg_control_checkpoint() still shows the old one
-# until the next checkpoint completes.
-WRITE_TIMELINE="('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int"
-
 fence_if_superseded() {
     local mine p r
     [[ $(timeout 5 psql -X -qAt -h /var/run/postgresql -d postgres -c 'SELECT NOT pg_is_in_recovery()' 2>/dev/null) == t ]] || return 0
