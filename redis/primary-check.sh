@@ -14,11 +14,11 @@ REDISCLI_AUTH=$(cat "${REDIS_PASSWORD_FILE:-/run/secrets/redis_password}") || ex
 export REDISCLI_AUTH
 sentinels=(sentinel-1 sentinel-2 sentinel-3)
 
-timeout 0.5 redis-cli --no-auth-warning -h "$address" -p "$port" INFO replication 2>/dev/null \
+timeout 1 redis-cli --no-auth-warning -h "$address" -p "$port" INFO replication 2>/dev/null \
   | grep -q '^role:master' || exit 1
 agree=0
 for sentinel in "${sentinels[@]}"; do
-  named=$(timeout 0.5 redis-cli --no-auth-warning -h "$sentinel" -p 26379 \
+  named=$(timeout 1 redis-cli --no-auth-warning -h "$sentinel" -p 26379 \
     SENTINEL get-master-addr-by-name swarmvote 2>/dev/null | head -n 1 | tr -d '\r')
   [ "$named" = "$name" ] && agree=$((agree + 1))
   [ "$agree" -ge $((${#sentinels[@]} / 2 + 1)) ] && exit 0

@@ -151,10 +151,23 @@ check "the Redis stats page asks for credentials (401)" test "$(status_of /redis
 check "...refuses a wrong password (401)" test "$(status_of /redis -u admin:wrong)" = 401
 check "...answers with the generated credentials (200)" \
   test "$(status_of /redis -u "admin:$(cat .secrets/haproxy_auth_password)")" = 200
-stats_show_primary() { https haproxy '/redis;csv' -u "admin:$(cat .secrets/haproxy_auth_password)" | grep -qE '^primary,redis-[123],.*,UP,'; }
+# (Polled: a check that failed once under load keeps a node out for ~2 s.)
+stats_show_primary() {
+  for _ in $(seq 1 20); do
+    https haproxy '/redis;csv' -u "admin:$(cat .secrets/haproxy_auth_password)" | grep -qE '^primary,redis-[123],.*,UP,' && return 0
+    sleep 0.5
+  done
+  return 1
+}
 check "...and shows the primary UP" stats_show_primary
 check "the PostgreSQL stats page asks for credentials (401)" test "$(status_of /postgres)" = 401
-pg_stats_show_primary() { https haproxy '/postgres;csv' -u "admin:$(cat .secrets/haproxy_auth_password)" | grep -qE '^postgres_primary,pg-[123],.*,UP,'; }
+pg_stats_show_primary() {
+  for _ in $(seq 1 20); do
+    https haproxy '/postgres;csv' -u "admin:$(cat .secrets/haproxy_auth_password)" | grep -qE '^postgres_primary,pg-[123],.*,UP,' && return 0
+    sleep 0.5
+  done
+  return 1
+}
 check "...and with them shows the PostgreSQL primary UP" pg_stats_show_primary
 
 echo "deploy: segmentation"
