@@ -17,13 +17,13 @@ bench_args() {
   esac
 }
 
-# Checks for wrk, deploys (./deploy.sh is idempotent), sets url.
-# shellcheck disable=SC2034 # url is read by the sourcing script
+# Checks for wrk, deploys (./deploy.sh is idempotent), prints Traefik's
+# HTTPS URL on 127.0.0.1: url=$(bench_prepare) || exit 1
 bench_prepare() {
   command -v wrk >/dev/null 2>&1 || { echo "$BENCH: wrk is missing (apt-get install wrk)" >&2; exit 1; }
   echo "$BENCH: deploying (./deploy.sh)" >&2
   ./deploy.sh >/dev/null 2>&1 || { echo "$BENCH: ./deploy.sh failed; run it to see why" >&2; exit 1; }
   local env_file=${SWARMVOTE_ENV_FILE:-.env} port=""
   [ ! -f "$env_file" ] || port=$(sed -nE 's/^HTTPS_PORT=([0-9]+)$/\1/p' "$env_file" | tail -n 1)
-  url="https://127.0.0.1:${port:-443}"
+  printf 'https://127.0.0.1:%s\n' "${port:-443}"
 }

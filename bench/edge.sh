@@ -24,7 +24,7 @@ USAGE
 # shellcheck source=bench/deployed.sh
 source bench/deployed.sh
 bench_args "$@"
-bench_prepare
+url=$(bench_prepare) || exit 1
 
 # Requests per second of one wrk run: $1 path, rest wrk options.
 rps() {

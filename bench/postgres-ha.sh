@@ -28,7 +28,7 @@ USAGE
 # shellcheck source=bench/deployed.sh
 source bench/deployed.sh
 bench_args "$@"
-bench_prepare
+bench_prepare >/dev/null || exit 1
 
 inspect() { docker service inspect --format "$2" "$1"; }
 pg_image=$(inspect postgres_pg-1 '{{.Spec.TaskTemplate.ContainerSpec.Image}}')

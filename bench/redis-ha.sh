@@ -28,7 +28,7 @@ USAGE
 # shellcheck source=bench/deployed.sh
 source bench/deployed.sh
 bench_args "$@"
-bench_prepare
+url=$(bench_prepare) || exit 1
 
 inspect() { docker service inspect --format "$2" "$1"; }
 vote_image=$(inspect app_vote '{{.Spec.TaskTemplate.ContainerSpec.Image}}')

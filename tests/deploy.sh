@@ -88,7 +88,7 @@ if ./deploy.sh >"$ARTIFACTS/deploy.log" 2>&1; then
 else
   not_ok "./deploy.sh succeeds (log: $ARTIFACTS/deploy.log)"
   tail -n 40 "$ARTIFACTS/deploy.log"
-  echo "deploy: $passed passed, $failed failed"
+  report deploy
   exit 1
 fi
 
@@ -133,8 +133,7 @@ push_redis_image() {
   (
     # shellcheck source=lib/deploy.sh
     source lib/deploy.sh
-    REGISTRY=127.0.0.1:15000 REPOSITORY_NAME=swarmvote
-    build_image redis redis/Dockerfile redis
+    REGISTRY=127.0.0.1:15000 REPOSITORY_NAME=swarmvote build_image redis redis/Dockerfile redis
     printf '%s\n' "$REDIS_IMAGE"
   )
 }
@@ -151,24 +150,18 @@ check "the Redis stats page asks for credentials (401)" test "$(status_of /redis
 check "...refuses a wrong password (401)" test "$(status_of /redis -u admin:wrong)" = 401
 check "...answers with the generated credentials (200)" \
   test "$(status_of /redis -u "admin:$(cat .secrets/haproxy_auth_password)")" = 200
-# (Polled: a check that failed once under load keeps a node out for ~2 s.)
-stats_show_primary() {
+# stats_show_up PATH PATTERN: the CSV of stats page PATH has a line matching
+# PATTERN (polled: a check that failed once under load keeps a node out ~2 s).
+stats_show_up() {
   for _ in $(seq 1 20); do
-    https haproxy '/redis;csv' -u "admin:$(cat .secrets/haproxy_auth_password)" | grep -qE '^primary,redis-[123],.*,UP,' && return 0
+    https haproxy "$1;csv" -u "admin:$(cat .secrets/haproxy_auth_password)" | grep -qE "$2" && return 0
     sleep 0.5
   done
   return 1
 }
-check "...and shows the primary UP" stats_show_primary
+check "...and shows the primary UP" stats_show_up /redis '^primary,redis-[123],.*,UP,'
 check "the PostgreSQL stats page asks for credentials (401)" test "$(status_of /postgres)" = 401
-pg_stats_show_primary() {
-  for _ in $(seq 1 20); do
-    https haproxy '/postgres;csv' -u "admin:$(cat .secrets/haproxy_auth_password)" | grep -qE '^postgres_primary,pg-[123],.*,UP,' && return 0
-    sleep 0.5
-  done
-  return 1
-}
-check "...and with them shows the PostgreSQL primary UP" pg_stats_show_primary
+check "...and with them shows the PostgreSQL primary UP" stats_show_up /postgres '^postgres_primary,pg-[123],.*,UP,'
 
 echo "deploy: segmentation"
 in_container() { # service, shell command: runs it in one of the service's containers
@@ -261,5 +254,4 @@ check "no stack is left" test -z "$(stacks)"
 check "the data volumes are kept" bash -c "docker volume ls -q | grep -q postgres_pg_1_data"
 check "./deploy.sh down --volumes removes them" bash -c "./deploy.sh down --volumes >/dev/null 2>&1 && ! docker volume ls -q | grep -q postgres_pg_1_data"
 
-echo "deploy: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+report deploy

@@ -17,6 +17,11 @@ not_ok() { failed=$((failed + 1)); printf '  FAIL  %s\n' "$*"; }
 check() { local what=$1; shift; if "$@"; then ok "$what"; else not_ok "$what"; fi; }
 # fails COMMAND...: succeeds when the command fails.
 fails() { ! "$@"; }
+# report WHAT [NOTE]: prints the counts; fails when a check failed.
+report() {
+  echo "$1: $passed passed, $failed failed${2:+ ($2)}"
+  [ "$failed" -eq 0 ]
+}
 
 # curl through Traefik on 127.0.0.1 for host $1 (vote, result), path $2.
 https() {
@@ -52,6 +57,8 @@ now_ms() { date +%s%3N; }
 # --- Load under faults (tests/*-failover.sh) --------------------------------
 
 readonly LOADGEN=target/release/loadgen
+# Seconds of load before each fault.
+readonly FAULT_AFTER=8
 
 build_loadgen() { [ -x "$LOADGEN" ] || cargo build --quiet --release --locked -p loadgen; }
 

@@ -15,7 +15,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=tests/lib.sh
 source tests/lib.sh
 
-readonly LOAD_SECONDS=${LOAD_SECONDS:-40} FAULT_AFTER=8 FREEZE_SECONDS=10
+readonly LOAD_SECONDS=${LOAD_SECONDS:-40} FREEZE_SECONDS=10
 readonly RESULTS="$ARTIFACTS/redis-failover.txt"
 
 # Runs redis-cli in a Sentinel's container with the stack's password.
@@ -220,8 +220,7 @@ main() {
   done
   check "the redis stack is whole after the faults" wait_whole
   [ "${#chosen[@]}" -ne "${#all[@]}" ] || bad_input
-  echo "redis failover: $passed passed, $failed failed (recovery times in $RESULTS)"
-  [ "$failed" -eq 0 ]
+  report "redis failover" "recovery times in $RESULTS"
 }
 
 main "$@"
