@@ -95,7 +95,7 @@ for round in $(seq 1 "$ROUNDS"); do
   ratios+=("$ratio")
   rows+="| $round | $ha | $single | ${ratio}× |"$'\n'
 done
-median=$(printf '%s\n' "${ratios[@]}" | sort -n | head -n 1)
+lowest=$(printf '%s\n' "${ratios[@]}" | sort -n | head -n 1)
 
 table=$(cat <<TABLE
 ### Worker through Pgpool-II + synchronous replication vs a single PostgreSQL — $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD)
@@ -105,7 +105,7 @@ table=$(cat <<TABLE
 | round | through db (Pgpool-II, repmgr cluster, sync commit) votes/s | single PostgreSQL votes/s | ratio |
 |---|---|---|---|
 $rows
-Lowest ratio: **${median}×**.
+Lowest ratio: **${lowest}×**.
 TABLE
 )
 printf '%s\n' "$table"

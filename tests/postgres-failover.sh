@@ -197,11 +197,40 @@ bad_input() {
   check "a standby with another cluster's data directory says so" bash -c \
     "for _ in \$(seq 1 60); do for c in \$(docker ps -aq --filter label=com.docker.swarm.service.name=postgres_$standby); do docker logs \$c 2>&1 | grep -q 'ANOTHER CLUSTER' && exit 0; done; sleep 1; done; exit 1"
   check "...and streams again from $p" wait_standby_of "$standby" "$p"
+  isolated_standby "$p"
+}
+
+# A standby that can reach no other node for FREEZE_SECONDS: it must not
+# promote itself (it cannot know the primary is gone), must say why, and
+# streams again once the network is back; votes go on meanwhile.
+isolated_standby() {
+  local p=$1 standby id most=0 n count stored voter answer
+  standby=$(node_psql "$p" -c "SELECT application_name FROM pg_stat_replication LIMIT 1")
+  id=$(container_of "postgres_$standby")
+  partition "$id" -I
+  voter=$(openssl rand -hex 16)
+  answer=$(https vote /api/vote -H 'Content-Type: application/json' -b "voter_id=$voter" -d '{"vote":"a"}' || true)
+  for _ in $(seq 1 "$FREEZE_SECONDS"); do
+    count=0
+    for n in pg-1 pg-2 pg-3; do
+      [ "$(node_psql "$n" -c 'SELECT NOT pg_is_in_recovery()' || true)" != t ] || count=$((count + 1))
+    done
+    [ "$count" -le "$most" ] || most=$count
+    sleep 1
+  done
+  stored=$(node_psql "$p" -d votes -c "SELECT count(*) FROM votes WHERE voter_id = '$voter'" || true)
+  partition "$id" -D
+  docker logs "$id" >"$ARTIFACTS/postgres-isolated-standby.log" 2>&1 || true
+  check "an isolated standby ($standby) does not promote itself (most primaries at once: $most)" test "$most" -eq 1
+  check "...it logs that it cannot reach the primary" grep -qiE 'unable to (connect|reach)|cannot reach|not streamed' "$ARTIFACTS/postgres-isolated-standby.log"
+  check "...a vote cast meanwhile is acknowledged and stored ($answer, $stored row)" \
+    test "$answer" = '{"recorded":true,"vote":"a"}' -a "$stored" = 1
+  check "...and it streams again from $p once the network is back" wait_standby_of "$standby" "$p"
 }
 
 main() {
   local all=(kill freeze isolate standby pgpool stack) chosen=("$@") s
-  [ "${#chosen[@]}" -gt 0 ] || chosen=("${all[@]}")
+  [ "${#chosen[@]}" -gt 0 ] || chosen=("${all[@]}" bad-input)
   build_loadgen
   : >"$RESULTS"
   declare -A about=(
@@ -214,14 +243,17 @@ main() {
   )
   declare -A moves=([kill]=yes [freeze]=yes [isolate]=yes [standby]=no [pgpool]=no [stack]=no)
   for s in "${chosen[@]}"; do
-    [ -n "${about[$s]:-}" ] || { echo "unknown scenario '$s' (${all[*]})" >&2; exit 2; }
+    if [ "$s" = bad-input ]; then
+      bad_input
+      continue
+    fi
+    [ -n "${about[$s]:-}" ] || { echo "unknown scenario '$s' (${all[*]} bad-input)" >&2; exit 2; }
     if ! wait_whole; then
       not_ok "$s: the postgres stack is not whole (one primary, two standbys, all up in Pgpool-II) before the fault"
       continue
     fi
     scenario "$s" "${about[$s]}" "${moves[$s]}"
   done
-  [ "${#chosen[@]}" -ne "${#all[@]}" ] || bad_input
   check "the postgres stack is whole after the faults" wait_whole
   report "postgres failover" "recovery times in $RESULTS"
 }
