@@ -394,10 +394,13 @@ follow_primary() { # <primary host>
 # partners' view (HTTP /state works even while their postgres is down)
 survey_partners() { # sets SURVEY_REACHABLE, SURVEY_MAX_TLI, SURVEY_NEWER, SURVEY_WITH_DATA, SURVEY_WAITING
     local p st tli init
-    SURVEY_REACHABLE=0 SURVEY_MAX_TLI=0 SURVEY_NEWER="" SURVEY_WITH_DATA="" SURVEY_WAITING=0
+    SURVEY_REACHABLE=0 SURVEY_MAX_TLI=0 SURVEY_NEWER="" SURVEY_WITH_DATA="" SURVEY_WAITING=0 SURVEY_SILENT=""
     for p in "${PEERS[@]}"; do
         st=$(peer_http "$p" /state)
-        [[ -n $st ]] || continue
+        if [[ -z $st ]]; then
+            if getent hosts "$p" >/dev/null; then SURVEY_SILENT+="${SURVEY_SILENT:+, }$p: no answer"; else SURVEY_SILENT+="${SURVEY_SILENT:+, }$p: name does not resolve"; fi
+            continue
+        fi
         SURVEY_REACHABLE=$((SURVEY_REACHABLE + 1))
         # A partner still deciding at start runs no postgres and no repmgrd:
         # it cannot be promoted.
@@ -465,7 +468,7 @@ decide_and_start() {
             else
                 survey_partners
                 if ((SURVEY_REACHABLE == 0)); then
-                    msg="this node was a primary but no partner answers (${PEERS[*]}): refusing to start as a lone primary (it may be stale); waiting"
+                    msg="this node was a primary but no partner answers ($SURVEY_SILENT): refusing to start as a lone primary (it may be stale); waiting"
                 elif [[ -n $SURVEY_NEWER ]]; then
                     msg="this node was a primary (timeline $(local_tli)) but partners have a newer timeline: $SURVEY_NEWER - it is stale; waiting for the new primary to come up, then it will rejoin"
                 elif (($(date +%s) - STARTED_AT < FAILOVER_WINDOW && SURVEY_WAITING < ${#PEERS[@]})); then
@@ -484,7 +487,9 @@ decide_and_start() {
         fi
         set_state "waiting: $msg"
         if [[ $msg != "$last_msg" ]]; then log "$msg"; last_msg=$msg; fi
-        nap 3
+        # Cheap (a few local-network requests), and every second counts
+        # when the whole cluster starts at once.
+        nap 1
     done
 }
 
