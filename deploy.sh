@@ -4,7 +4,7 @@ set -euo pipefail
 # shellcheck source=lib/deploy.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/deploy.sh"
 
-readonly STACKS=(postgres redis app)
+readonly STACKS=(postgres redis app wordpress)
 
 usage() {
   cat <<'USAGE'
@@ -12,7 +12,8 @@ Usage: ./deploy.sh [COMMAND]
 
 Commands:
   (none), deploy       build the images and deploy every stack (postgres, redis,
-                       app), wait until all services are healthy, print the URLs
+                       app, wordpress), wait until all services are healthy,
+                       print the URLs
   status               services, replicas and health of every stack
   down [--volumes]     remove the stacks; keep the data volumes unless --volumes
   logs SERVICE         recent logs of a service (e.g. vote or app_vote)
@@ -31,7 +32,8 @@ summary() {
   cat <<SUMMARY
     vote:     https://$VOTE_SUB.$DOMAIN$https/
     result:   https://$RESULT_SUB.$DOMAIN$https/
-    stats:    https://$HAPROXY_SUB.$DOMAIN$https/redis and /postgres (user ${HAPROXY_AUTH_USER:-admin}; password in .secrets/haproxy_auth_password unless HAPROXY_AUTH_PASS is set)
+    wordpress: https://$WP_SUB.$DOMAIN$https/ (user $WP_ADMIN_USER; password in .secrets/wp_admin_password unless WP_ADMIN_PASSWORD is set)
+    stats:    https://$HAPROXY_SUB.$DOMAIN$https/redis, /postgres and /wordpress (user ${HAPROXY_AUTH_USER:-admin}; password in .secrets/haproxy_auth_password unless HAPROXY_AUTH_PASS is set)
     secrets:  .secrets/ (generated passwords, mode 0600)
 SUMMARY
   printf '    TLS:      certificates from a local CA; trust .secrets/tls/ca.crt in your browser\n'
@@ -60,6 +62,7 @@ cmd_status() {
     docker stack ps --filter desired-state=running --format '  {{.Name}}\t{{.CurrentState}}\t{{.Error}}' "$stack" | column -t -s $'\t'
     [ "$stack" != redis ] || redis_status
     [ "$stack" != postgres ] || postgres_status
+    [ "$stack" != wordpress ] || galera_status
   done
 }
 
@@ -102,6 +105,27 @@ redis_status() {
   ' 2>/dev/null || printf '  primary: unknown (the Sentinel did not answer)\n'
 }
 
+# The Galera cluster's size and each node's state, asked from the nodes'
+# health endpoints.
+galera_status() {
+  local n id
+  for n in 1 2 3; do
+    id=$(docker ps -q --filter "label=com.docker.swarm.service.name=wordpress_mariadb-$n" | head -n 1)
+    if [ -z "$id" ]; then
+      printf '  mariadb-%s: not running\n' "$n"
+      continue
+    fi
+    docker exec "$id" bash -c 'exec 3<>/dev/tcp/127.0.0.1/9200 && printf "GET /state HTTP/1.0\r\n\r\n" >&3 && cat <&3' 2>/dev/null \
+      | tr -d '\r' | awk -v n="mariadb-$n" -F= '
+          /^$/ { body = 1; next }
+          body { v[$1] = $2 }
+          END {
+            state = v["local_state"] == 4 ? "Synced" : (v["local_state"] == "" ? "not synced" : "state " v["local_state"])
+            printf "  %s: %s, %s (%s), cluster size %s, seqno %s\n", n, v["phase"], v["cluster_status"] ? v["cluster_status"] : "mysqld " v["mysqld"], state, v["cluster_size"] ? v["cluster_size"] : "-", v["seqno"]
+          }'
+  done
+}
+
 cmd_down() {
   local volumes="" stack
   case "${1:-}" in
@@ -110,7 +134,7 @@ cmd_down() {
     *) die "down: unknown option '$1' (only --volumes)" ;;
   esac
   require_docker
-  for stack in app redis postgres; do
+  for stack in wordpress app redis postgres; do
     docker stack rm "$stack" >/dev/null 2>&1 && step "removed stack $stack"
   done
   # Wait until the tasks' containers are gone, so that volumes are free.

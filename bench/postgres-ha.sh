@@ -40,6 +40,15 @@ redis_cli() { # runs redis-cli against redis-master from a Sentinel's container
   docker exec -i "$id" bash -c 'REDISCLI_AUTH=$(cat /run/secrets/redis_password) redis-cli --no-auth-warning -h redis-master "$@"' _ "$@"
 }
 
+# Mass insertion (redis-cli --pipe does not authenticate from REDISCLI_AUTH:
+# the stream starts with an AUTH command, made inside the container).
+redis_pipe() {
+  local id
+  id=$(docker ps -q --filter label=com.docker.swarm.service.name=redis_sentinel-1 | head -n 1)
+  # shellcheck disable=SC2016 # expanded inside the container
+  docker exec -i "$id" bash -c '{ printf "AUTH %s\r\n" "$(cat /run/secrets/redis_password)"; cat; } | redis-cli -h redis-master --pipe'
+}
+
 cleanup() {
   docker service update --detach=true --env-add POSTGRESQL_HOST=db app_worker >/dev/null 2>&1 || true
   docker service scale --detach=true "app_worker=$workers" >/dev/null 2>&1 || true
@@ -60,7 +69,7 @@ docker service create --detach=false --quiet --name bench_pg --network pg_net --
     exec postgres -D /tmp/pg -c listen_addresses="*" -c shared_buffers=128MB' >/dev/null
 
 # The consumer group's count of entries read (monotonic).
-entries_read() { redis_cli XINFO GROUPS votes | tr -d '\r' | sed -n '/^entries-read$/{n;p;q}'; }
+entries_read() { redis_cli XINFO GROUPS votes | tr -d '\r' | awk 'f && !done { print; done = 1 } /^entries-read$/ { f = 1 }'; }
 
 # Votes per second of one drain of VOTES entries into host $1.
 drain() {
@@ -72,13 +81,13 @@ drain() {
       printf "XADD votes * voter_id %08x", i
       for (j = 0; j < 6; j++) printf "%04x", int(rand() * 65536)
       printf " vote %s\n", (i % 2 ? "a" : "b") } }' \
-    | redis_cli --pipe >/dev/null
+    | redis_pipe >/dev/null
   docker service scale --detach=true "app_worker=$workers" >/dev/null
   while :; do
     read=$(( $(entries_read) - start ))
     now=$(date +%s%3N)
     if [ -z "$t0" ] && [ "$read" -gt 0 ]; then t0=$now n0=$read; fi
-    if [ "$read" -ge "$VOTES" ] && [ "$(redis_cli XPENDING votes workers | head -n 1 | tr -d '\r')" = 0 ]; then
+    if [ "$read" -ge "$VOTES" ] && [ "$(redis_cli XPENDING votes workers | tr -d '\r' | awk 'NR == 1')" = 0 ]; then
       awk -v n=$((VOTES - n0)) -v ms=$((now - t0)) 'BEGIN { printf "%.0f", n * 1000 / (ms > 0 ? ms : 1) }'
       return
     fi

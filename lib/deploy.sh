@@ -80,8 +80,11 @@ set_defaults() {
   : "${OPTION_A:=Cats}" "${OPTION_B:=Dogs}"
   : "${POSTGRESQL_USERNAME:=votes}" "${POSTGRESQL_DATABASE:=votes}"
   : "${REPMGR_USERNAME:=repmgr}" "${PGPOOL_ADMIN_USERNAME:=admin}"
+  : "${MARIADB_DATABASE:=wordpress}" "${MARIADB_USER:=wordpress}"
+  : "${WP_TITLE:=swarmvote}" "${WP_ADMIN_USER:=admin}" "${WP_ADMIN_EMAIL:=admin@$WP_SUB.$DOMAIN}"
   export DOMAIN VOTE_SUB RESULT_SUB HAPROXY_SUB WP_SUB HTTP_PORT HTTPS_PORT REPOSITORY_NAME REGISTRY
   export OPTION_A OPTION_B POSTGRESQL_USERNAME POSTGRESQL_DATABASE REPMGR_USERNAME PGPOOL_ADMIN_USERNAME
+  export MARIADB_DATABASE MARIADB_USER WP_TITLE WP_ADMIN_USER WP_ADMIN_EMAIL
 }
 
 # Appends to the array named $1 every problem found in the settings.
@@ -108,6 +111,14 @@ validate_env() {
   [ "$REPMGR_USERNAME" != "$POSTGRESQL_USERNAME" ] && [ "$REPMGR_USERNAME" != postgres ] \
     || out+=("REPMGR_USERNAME must differ from POSTGRESQL_USERNAME and postgres")
   [[ "$POSTGRESQL_DATABASE" =~ ^[a-z_][a-z0-9_]{0,62}$ ]] || out+=("POSTGRESQL_DATABASE: '$POSTGRESQL_DATABASE' is not a plain identifier (lowercase letters, digits, _)")
+  for v in MARIADB_DATABASE MARIADB_USER; do
+    [[ "${!v}" =~ ^[a-z_][a-z0-9_]{0,31}$ ]] || out+=("$v: '${!v}' is not a plain identifier (lowercase letters, digits, _; at most 32)")
+  done
+  [[ "$MARIADB_USER" != root && "$MARIADB_USER" != mariabackup ]] || out+=("MARIADB_USER must not be root or mariabackup: WordPress uses its own, unprivileged user")
+  [ -n "$WP_TITLE" ] && [ "$(printf '%s' "$WP_TITLE" | wc -m)" -le 100 ] || out+=("WP_TITLE: 1 to 100 characters")
+  [[ "$WP_ADMIN_USER" =~ ^[A-Za-z0-9._-]{1,60}$ ]] || out+=("WP_ADMIN_USER: '$WP_ADMIN_USER' is not a user name (letters, digits, . _ -; at most 60)")
+  [[ "$WP_ADMIN_EMAIL" =~ ^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:]]+$ ]] || out+=("WP_ADMIN_EMAIL: '$WP_ADMIN_EMAIL' is not an e-mail address")
+  [ -z "${WP_ADMIN_PASSWORD:-}" ] || [ "${#WP_ADMIN_PASSWORD}" -ge 12 ] || out+=("WP_ADMIN_PASSWORD: at least 12 characters")
   for v in OPTION_A OPTION_B; do
     [ -n "${!v}" ] || out+=("$v must not be empty")
     [ "$(printf '%s' "${!v}" | wc -m)" -le 64 ] || out+=("$v: at most 64 characters")
@@ -129,7 +140,7 @@ validate_env() {
   if [ "$DOMAIN" != "localhost" ]; then
     local sample
     for v in $(compgen -v | grep -E '_PASSWORD$' || true); do
-      for sample in password changeme secret admin postgres repmgr pgpool redis 123456; do
+      for sample in password changeme secret admin postgres repmgr pgpool redis mariadb wordpress 123456; do
         [ "${!v:-}" != "$sample" ] || out+=("$v is a sample password ('$sample') on the real domain $DOMAIN: choose a strong one or remove it to have one generated")
       done
     done
@@ -340,6 +351,37 @@ deploy_redis() {
   build_image redis "$SWARMVOTE_ROOT/redis/Dockerfile" "$SWARMVOTE_ROOT/redis"
   deploy_stack redis "$SWARMVOTE_ROOT/redis/docker-compose.yml"
   wait_stack redis
+}
+
+deploy_wordpress() {
+  log "wordpress stack"
+  local name https=""
+  for name in MARIADB_ROOT_PASSWORD MARIADB_PASSWORD MARIADB_MARIABACKUP_PASSWORD WP_ADMIN_PASSWORD; do
+    ensure_secret "$name"
+  done
+  ensure_wordpress_keys
+  ensure_stats_auth
+  [ "$HTTPS_PORT" = 443 ] || https=":$HTTPS_PORT"
+  export WP_URL="https://$WP_SUB.$DOMAIN$https"
+  build_image mariadb "$SWARMVOTE_ROOT/wordpress/mariadb.Dockerfile" "$SWARMVOTE_ROOT/wordpress"
+  build_image mariadb-haproxy "$SWARMVOTE_ROOT/wordpress/haproxy.Dockerfile" "$SWARMVOTE_ROOT/wordpress"
+  build_image wordpress "$SWARMVOTE_ROOT/wordpress/wordpress.Dockerfile" "$SWARMVOTE_ROOT/wordpress"
+  deploy_stack wordpress "$SWARMVOTE_ROOT/wordpress/docker-compose.yml"
+  wait_stack wordpress
+  wait_route "$WP_SUB.$DOMAIN"
+}
+
+# WordPress's keys and salts, made once into .secrets/wordpress_keys (one
+# NAME=value line each), so that every replica signs cookies alike.
+ensure_wordpress_keys() {
+  local file="$SECRETS_DIR/wordpress_keys" key
+  if [ ! -s "$file" ]; then
+    (umask 077 && mkdir -p "$SECRETS_DIR" && for key in AUTH_KEY SECURE_AUTH_KEY LOGGED_IN_KEY NONCE_KEY \
+        AUTH_SALT SECURE_AUTH_SALT LOGGED_IN_SALT NONCE_SALT; do
+      printf '%s=%s\n' "$key" "$(head -c 48 /dev/urandom | base64 | tr -d '\n')"
+    done >"$file")
+  fi
+  ensure_file_secret WORDPRESS_KEYS "$file"
 }
 
 deploy_app() {

@@ -9,27 +9,11 @@ Usage: tests/browser.py HTTPS_PORT SPKI_SHA256_BASE64 ARTIFACTS_DIR
 import pathlib
 import sys
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
-from selenium.common.exceptions import TimeoutException
 
-
-def browser(spki):
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--window-size=412,915",  # a phone
-        # Trust exactly the deployment's certificate key, nothing else.
-        f"--ignore-certificate-errors-spki-list={spki}",
-        "--host-resolver-rules=MAP *.localhost 127.0.0.1",
-    ):
-        options.add_argument(arg)
-    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+from chromium import browser
 
 
 def number(driver, element_id):
@@ -58,7 +42,7 @@ def main(port, spki, artifacts):
     out = pathlib.Path(artifacts)
     out.mkdir(parents=True, exist_ok=True)
     url = lambda sub: f"https://{sub}.localhost:{port}/"
-    driver = browser(spki)
+    driver = browser(spki, "412,915")
     wait = WebDriverWait(driver, 30)
     try:
         driver.get(url("result"))

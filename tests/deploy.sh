@@ -27,7 +27,7 @@ refuses() {
   grep -qE -- "$pattern" <<<"$out" || { printf '    no "%s" in:\n%s\n' "$pattern" "$out"; return 1; }
 }
 
-stacks() { docker stack ls --format '{{.Name}}' 2>/dev/null | grep -xE 'app|redis|postgres' || true; }
+stacks() { docker stack ls --format '{{.Name}}' 2>/dev/null | grep -xE 'app|redis|postgres|wordpress' || true; }
 
 echo "deploy: bad arguments and bad .env"
 check "unknown command" refuses "unknown command 'bogus'" ./deploy.sh bogus
@@ -47,10 +47,15 @@ good_env=$(cat "$ENV_FILE")
   echo 'POSTGRESQL_PASSWORD='
   echo 'this line is not an assignment'
   echo "OPTION_A=$(printf 'x%.0s' {1..100})"
+  echo 'WP_SUB='
+  echo 'MARIADB_USER=root'
+  echo 'WP_ADMIN_EMAIL=nobody'
+  echo 'WP_ADMIN_PASSWORD=short'
 } >"$ENV_FILE"
 out=$(./deploy.sh 2>&1 || true)
 for problem in "DOMAIN: 'not a host!'" "VOTE_SUB" "HTTPS_PORT: '70000'" "unknown variable NO_SUCH_SETTING" \
-  "POSTGRESQL_PASSWORD is set but empty" "not NAME=value" "OPTION_A: at most 64"; do
+  "POSTGRESQL_PASSWORD is set but empty" "not NAME=value" "OPTION_A: at most 64" "WP_SUB: '' is not a DNS label" \
+  "MARIADB_USER must not be root" "WP_ADMIN_EMAIL: 'nobody'" "WP_ADMIN_PASSWORD: at least 12"; do
   check "bad .env names: $problem" grep -qF -- "$problem" <<<"$out"
 done
 check "bad .env: nothing deployed" test -z "$(stacks)"
@@ -162,6 +167,8 @@ stats_show_up() {
 check "...and shows the primary UP" stats_show_up /redis '^primary,redis-[123],.*,UP,'
 check "the PostgreSQL stats page asks for credentials (401)" test "$(status_of /postgres)" = 401
 check "...and with them shows the PostgreSQL primary UP" stats_show_up /postgres '^postgres_primary,pg-[123],.*,UP,'
+check "the WordPress stats page asks for credentials (401)" test "$(status_of /wordpress)" = 401
+check "...and with them shows the Galera writer UP" stats_show_up /wordpress '^mariadb,mariadb-[123],.*,UP,'
 
 echo "deploy: segmentation"
 in_container() { # service, shell command: runs it in one of the service's containers
@@ -177,6 +184,10 @@ check "vote cannot reach PostgreSQL" refused app_vote 'exec 3<>/dev/tcp/db/5432'
 check "result reaches PostgreSQL" in_container app_result 'exec 3<>/dev/tcp/db/5432'
 check "result cannot reach Redis" refused app_result 'exec 3<>/dev/tcp/redis-master/6379'
 check "the services run as a non-root user" refused app_vote '[ "$(id -u)" = 0 ]'
+check "wordpress reaches its database" in_container wordpress_wordpress 'exec 3<>/dev/tcp/mariadb/3306'
+check "wordpress cannot reach Redis" refused wordpress_wordpress 'exec 3<>/dev/tcp/redis-master/6379'
+check "wordpress cannot reach PostgreSQL" refused wordpress_wordpress 'exec 3<>/dev/tcp/db/5432'
+check "vote cannot reach the Galera cluster" refused app_vote 'exec 3<>/dev/tcp/mariadb/3306'
 
 echo "deploy: a second run changes nothing"
 docker ps -q | sort >"$ARTIFACTS/containers.before"
@@ -247,6 +258,9 @@ check "every Redis failover scenario keeps every acknowledged vote" tests/redis-
 
 echo "deploy: PostgreSQL failover under load (tests/postgres-failover.sh)"
 check "every PostgreSQL failover scenario keeps every acknowledged vote" tests/postgres-failover.sh
+
+echo "deploy: WordPress on Galera (tests/wordpress.sh)"
+check "WordPress publishes, and its Galera cluster recovers from every fault" tests/wordpress.sh
 
 echo "deploy: down"
 check "./deploy.sh down succeeds" bash -c "./deploy.sh down >/dev/null 2>&1"

@@ -1,0 +1,257 @@
+#!/usr/bin/env bash
+# Tests of the wordpress stack, against the deployed system (run by
+# tests/deploy.sh after it deployed; alone: TEST_HTTPS_PORT=443
+# tests/wordpress.sh [PART...] against ./deploy.sh's deployment).
+#
+# Parts: site (pages, a post published in Chromium, read through both
+# replicas), writer (the writer node killed while posts are published), all
+# (every node killed at once), isolate (one node cut off the network),
+# bad-input (wrong password, a volume of another cluster).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=tests/lib.sh
+source tests/lib.sh
+
+readonly RESULTS="$ARTIFACTS/wordpress.txt"
+readonly NODES=(mariadb-1 mariadb-2 mariadb-3)
+JAR="$ARTIFACTS/wp-cookies.txt"
+
+wp() { https wp "$@"; }
+quietly() { "$@" >/dev/null; }
+
+# GET $1 of node $2's :9200 endpoint, from inside its container.
+node_http() {
+  local id
+  id=$(container_of "wordpress_$2")
+  [ -n "$id" ] || return 1
+  docker exec "$id" bash -c "exec 3<>/dev/tcp/127.0.0.1/9200 && printf 'GET $1 HTTP/1.0\r\n\r\n' >&3 && cat <&3" 2>/dev/null | tr -d '\r'
+}
+synced() { node_http /health "$1" | head -n 1 | grep -q ' 200 '; }
+
+# Waits (up to $1 seconds) until all three nodes are Synced in one Primary
+# component of size 3.
+wait_cluster() {
+  local n all
+  for _ in $(seq 1 "${1:-180}"); do
+    all=1
+    for n in "${NODES[@]}"; do
+      synced "$n" && node_http /state "$n" | grep -qx 'cluster_size=3' || { all=0; break; }
+    done
+    [ "$all" = 1 ] && return 0
+    sleep 1
+  done
+  return 1
+}
+
+# SQL as root on node $1 (through its socket); prints the rows.
+node_sql() {
+  local id
+  id=$(container_of "wordpress_$1")
+  [ -n "$id" ] || return 1
+  # shellcheck disable=SC2016 # expanded inside the container
+  docker exec -i "$id" bash -c 'MYSQL_PWD=$(cat /run/secrets/mariadb_root_password) mariadb -uroot -N -B "$MARIADB_DATABASE"' <<<"$2" 2>/dev/null
+}
+
+# The node HAProxy ("mariadb") sends clients to now, from its stats: the
+# first one UP of mariadb-1, then the backups in order.
+writer() {
+  wp_stats | awk -F, '$1 == "mariadb" && $2 ~ /^mariadb-/ && $18 ~ /^UP/ { print $2; exit }'
+}
+wp_stats() { https haproxy '/wordpress;csv' -u "admin:$(cat .secrets/haproxy_auth_password)" 2>/dev/null; }
+
+# Logs in as the admin into the cookie jar; prints the REST nonce.
+login() {
+  rm -f "$JAR"
+  wp /wp-login.php -o /dev/null -c "$JAR" -b 'wordpress_test_cookie=WP%20Cookie%20check' \
+    --data-urlencode "log=${WP_ADMIN_USER:-admin}" --data-urlencode "pwd@.secrets/wp_admin_password" \
+    -d testcookie=1 -d wp-submit=Log+In
+  wp '/wp-admin/admin-ajax.php?action=rest-nonce' -b "$JAR"
+}
+
+# publish NONCE TITLE: prints "HTTP_CODE POST_ID" (id 0 when none).
+publish() {
+  local body code
+  body=$(wp /wp-json/wp/v2/posts -b "$JAR" -H "X-WP-Nonce: $1" -H 'Content-Type: application/json' \
+    -d "{\"title\":\"$2\",\"content\":\"Published by tests/wordpress.sh\",\"status\":\"publish\"}" \
+    -w '\n%{http_code}' 2>/dev/null || true)
+  code=$(tail -n 1 <<<"$body")
+  printf '%s %s\n' "${code:-000}" "$(sed -nE '1s/^\{"id":([0-9]+).*/\1/p' <<<"$body" | grep . || echo 0)"
+}
+
+# publish_loop NONCE SECONDS OUT: publishes a post every ~200 ms, logging
+# "ms code id" lines to OUT.
+publish_loop() {
+  local nonce=$1 until=$((SECONDS + $2)) out=$3 i=0
+  : >"$out"
+  while [ "$SECONDS" -lt "$until" ]; do
+    i=$((i + 1))
+    printf '%s %s\n' "$(now_ms)" "$(publish "$nonce" "loop $i $RANDOM")" >>"$out"
+    sleep 0.2
+  done
+}
+
+# Every post whose publication was acknowledged (201) in log $1 is in the
+# database on every node; prints "acknowledged N / missing M".
+posts_kept() {
+  local ids missing=0 n found
+  ids=$(awk '$2 == 201 && $3 > 0 { print $3 }' "$1" | paste -sd, -)
+  [ -n "$ids" ] || { echo "acknowledged 0"; return 1; }
+  for n in "${NODES[@]}"; do
+    found=$(node_sql "$n" "SELECT count(*) FROM wp_posts WHERE post_status = 'publish' AND ID IN ($ids)" || echo 0)
+    missing=$((missing + $(tr ',' '\n' <<<"$ids" | wc -l) - found))
+  done
+  echo "acknowledged $(tr ',' '\n' <<<"$ids" | wc -l), missing $missing (summed over the nodes)"
+  [ "$missing" -eq 0 ]
+}
+
+# The longest run of failed publications in log $1, in ms (first failure to
+# the next success).
+longest_outage() {
+  awk '$2 != 201 { if (!start) start = $1; next }
+       start { d = $1 - start; if (d > m) m = d; start = 0 }
+       END { if (start) print "never recovered"; else print m + 0 }' "$1"
+}
+
+page_loads() { grep -qi '<html' <<<"$(wp / || true)"; }
+
+part_site() {
+  echo "wordpress: the site"
+  check "the home page loads over HTTPS" page_loads
+  check "wp-login.php answers without a redirect loop" test "$(wp /wp-login.php -o /dev/null -w '%{http_code}' || true)" = 200
+  local spki link host path id ok_replicas=0
+  spki=$(openssl x509 -in .secrets/tls/cert.pem -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64)
+  link=$(timeout 180 tests/wp-browser.py "$HTTPS" "$spki" "${WP_ADMIN_USER:-admin}" .secrets/wp_admin_password \
+    "Hello from Chromium $RANDOM" "$ARTIFACTS" 2>"$ARTIFACTS/wp-browser.log" || true)
+  check "headless Chromium logs in as the admin and publishes a post (${link:-none}; screenshots in $ARTIFACTS)" test -n "$link"
+  [ -n "$link" ] || { sed 's/^/      /' "$ARTIFACTS/wp-browser.log"; return; }
+  host=${link#https://}
+  host=${host%%/*}
+  path=/${link#https://*/}
+  for id in $(docker ps -q --filter label=com.docker.swarm.service.name=wordpress_wordpress); do
+    docker exec "$id" php -r '$c = stream_context_create(["http" => ["header" => "Host: '"$host"'\r\nX-Forwarded-Proto: https\r\n", "follow_location" => 0]]);
+      echo file_get_contents("http://127.0.0.1:8080'"$path"'", false, $c);' 2>/dev/null | grep -q 'Hello from Chromium' \
+      && ok_replicas=$((ok_replicas + 1))
+  done
+  check "the post is readable through both replicas ($ok_replicas of 2)" test "$ok_replicas" -eq 2
+}
+
+part_writer() {
+  echo "wordpress: kill the writer node while posts are published"
+  local nonce old dir="$ARTIFACTS/wordpress-writer" loop ms
+  mkdir -p "$dir"
+  old=$(writer || true)
+  nonce=$(login)
+  check "logged in for the REST API (nonce $nonce)" grep -Eq '^[0-9a-f]{10}$' <<<"$nonce"
+  [ -n "$old" ] || { not_ok "writer: HAProxy names no writer"; return; }
+  publish_loop "$nonce" 40 "$dir/posts" &
+  loop=$!
+  sleep 8
+  docker kill "$(container_of "wordpress_$old")" >/dev/null
+  wait "$loop"
+  ms=$(longest_outage "$dir/posts")
+  printf 'writer: publications failed for %s ms after the writer %s was killed\n' "$ms" "$old" >>"$RESULTS"
+  check "writer: publications fail for under 10 s after $old is killed (${ms} ms)" test "$ms" -lt 10000 2>/dev/null
+  check "writer: the killed node rejoins and every node is Synced" wait_cluster 180
+  check "writer: every acknowledged post is on every node ($(posts_kept "$dir/posts" || true))" quietly posts_kept "$dir/posts"
+}
+
+part_all() {
+  echo "wordpress: kill all three nodes at once"
+  local nonce dir="$ARTIFACTS/wordpress-all" n started ms
+  mkdir -p "$dir"
+  nonce=$(login)
+  publish_loop "$nonce" 10 "$dir/posts"
+  started=$(now_ms)
+  for n in "${NODES[@]}"; do docker kill "$(container_of "wordpress_$n")" >/dev/null & done
+  wait
+  check "all: the cluster comes back by itself, three nodes Synced" wait_cluster 300
+  ms=$(($(now_ms) - started))
+  printf 'all: the cluster was whole again %s ms after all three nodes were killed\n' "$ms" >>"$RESULTS"
+  check "all: every acknowledged post survives ($(posts_kept "$dir/posts" || true))" quietly posts_kept "$dir/posts"
+  local bootstrapped=""
+  for n in "${NODES[@]}"; do
+    docker logs "$(container_of "wordpress_$n")" >"$dir/$n.log" 2>&1 || true
+    ! grep -q -- '--wsrep-new-cluster' "$dir/$n.log" || bootstrapped+="${bootstrapped:+ }$n"
+  done
+  check "all: exactly one node bootstrapped the cluster again (${bootstrapped:-none})" test "$(wc -w <<<"$bootstrapped")" -eq 1
+  check "all: the home page answers again" test "$(wp / -o /dev/null -w '%{http_code}' || true)" = 200
+}
+
+part_isolate() {
+  echo "wordpress: cut one node off the network"
+  local node id seen_down=0 left=0
+  node=$(writer || true)
+  [ -n "$node" ] || { not_ok "isolate: HAProxy names no writer"; return; }
+  id=$(container_of "wordpress_$node")
+  partition "$id" -I
+  # Cut off for 20 s: well past Galera's suspicion timeout and HAProxy's checks.
+  for _ in $(seq 1 20); do
+    synced "$node" || seen_down=1
+    [ "$(writer || true)" != "$node" ] && [ -n "$(writer || true)" ] && left=1
+    sleep 1
+  done
+  check "isolate: $node stops serving (its health is no longer Synced/Primary)" test "$seen_down" = 1
+  check "isolate: HAProxy sends clients to another node" test "$left" = 1
+  check "isolate: the site still answers" test "$(wp / -o /dev/null -w '%{http_code}' || true)" = 200
+  partition "$id" -D
+  check "isolate: $node rejoins once the network is back, every node Synced" wait_cluster 180
+}
+
+part_bad_input() {
+  echo "wordpress: bad input"
+  local image secret
+  image=$(docker service inspect --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}' wordpress_wordpress)
+  secret=$(mktemp -d)
+  printf 'not-the-password' >"$secret/db"
+  cp .secrets/wordpress_keys "$secret/keys"
+  cp .secrets/wp_admin_password "$secret/admin"
+  chmod 0755 "$secret" && chmod 0644 "$secret"/*
+  docker run -d --name swarmvote-test-wp-wrongpass --network mariadb_galera-network \
+    -e WP_URL="https://wp.localhost:$HTTPS" -e WORDPRESS_DB_HOST=mariadb -e WORDPRESS_DB_PASSWORD_FILE=/s/db \
+    -e WORDPRESS_KEYS_FILE=/s/keys -e WP_ADMIN_PASSWORD_FILE=/s/admin -v "$secret:/s:ro" "$image" >/dev/null
+  check "WordPress with a wrong database password says so" bash -c \
+    "for _ in \$(seq 1 60); do docker logs swarmvote-test-wp-wrongpass 2>&1 | grep -q 'Access denied' && exit 0; sleep 1; done; exit 1"
+  docker logs swarmvote-test-wp-wrongpass >"$ARTIFACTS/wordpress-wrongpass.log" 2>&1 || true
+  docker rm -f swarmvote-test-wp-wrongpass >/dev/null
+  rm -rf "$secret"
+  check "...and the site is untouched" test "$(wp / -o /dev/null -w '%{http_code}' || true)" = 200
+  foreign_volume mariadb-3
+}
+
+# Node $1's volume is made another cluster's (same name, another state
+# uuid, as a volume kept from another deployment would be) while the node is
+# stopped: it must say so, keep that data aside, and copy the cluster's.
+foreign_volume() {
+  local node=$1 image other id
+  image=$(docker service inspect --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}' "wordpress_$node")
+  other=$(cat /proc/sys/kernel/random/uuid)
+  docker service scale --detach=false "wordpress_$node=0" >/dev/null 2>&1
+  docker run --rm --entrypoint bash -v "wordpress_${node//-/_}_data:/var/lib/mysql" "$image" -c \
+    "sed -i 's/^uuid:.*/uuid:    $other/; s/^seqno:.*/seqno:   7/' /var/lib/mysql/data/grastate.dat &&
+     sed -i 's/^uuid=.*/uuid=$other/' /var/lib/mysql/galera-cluster" >/dev/null
+  docker service scale --detach=true "wordpress_$node=1" >/dev/null
+  check "a node whose volume holds another cluster's state says so" bash -c \
+    "for _ in \$(seq 1 90); do id=\$(docker ps -q --filter label=com.docker.swarm.service.name=wordpress_$node | head -n 1);
+       [ -n \"\$id\" ] && docker logs \"\$id\" 2>&1 | grep -q 'DATA OF ANOTHER CLUSTER' && exit 0; sleep 1; done; exit 1"
+  check "...and rejoins with the cluster's data, every node Synced" wait_cluster 180
+  id=$(container_of "wordpress_$node")
+  check "...keeping the other cluster's data aside (data.old-*)" \
+    docker exec "$id" bash -c 'compgen -G "/var/lib/mysql/data.old-*" >/dev/null'
+}
+
+main() {
+  local all=(site writer all isolate bad-input) chosen=("$@") s
+  [ "${#chosen[@]}" -gt 0 ] || chosen=("${all[@]}")
+  : >"$RESULTS"
+  for s in "${chosen[@]}"; do
+    case "$s" in
+      site | writer | all | isolate) "part_$s" ;;
+      bad-input) part_bad_input ;;
+      *) echo "unknown part '$s' (${all[*]})" >&2; exit 2 ;;
+    esac
+  done
+  check "the Galera cluster is whole at the end" wait_cluster 180
+  report "wordpress" "timings in $RESULTS"
+}
+
+main "$@"

@@ -1,0 +1,263 @@
+<?php
+/*
+ * Setup step of the wordpress image, run by the entrypoint (as www-data,
+ * from the command line, never through the web) before php-fpm and nginx
+ * start:
+ *
+ *   1. wait until the database accepts this replica's credentials, logging
+ *      the server's own error while it does not;
+ *   2. take the install lock, so that of replicas starting together exactly
+ *      one installs;
+ *   3. install the site when it is not installed (title, admin user and
+ *      e-mail from WP_TITLE, WP_ADMIN_USER, WP_ADMIN_EMAIL, password from
+ *      WP_ADMIN_PASSWORD_FILE), or upgrade its tables when this image's
+ *      WordPress is newer than the database; otherwise do nothing;
+ *   4. release the lock.
+ *
+ * Exit status: 0 ready to serve; 1 gave up (database unreachable for
+ * WORDPRESS_DB_WAIT_S seconds, lock not had in WORDPRESS_LOCK_WAIT_S, install
+ * failed); 2 configuration error.
+ *
+ * The lock is a row lock, not GET_LOCK(): production is Galera, which lists
+ * GET_LOCK() among the explicit locks it does not support, and some MariaDB
+ * releases refuse it outright when wsrep_on=ON (MDEV-30473: 10.6.13 and
+ * 10.11.3 answer "doesn't yet support 'GET_LOCK in cluster'"; Debian's
+ * 10.11.19 accepts it again). SELECT ... FOR UPDATE in a transaction held
+ * open on a connection of its own works everywhere and behaves the same way:
+ * other replicas block on it, and the server drops it when the connection
+ * dies, so a crashed installer leaves no stale lock. Like GET_LOCK(), a
+ * Galera row lock holds on one node only; that is enough because HAProxy
+ * sends every client to the same single writer.
+ */
+
+const WORDPRESS_DIR = '/usr/share/wordpress';
+const SITE_CONFIG = '/etc/wordpress/config-default.php';
+const LOCK_TABLE_SUFFIX = 'swarmvote_lock';
+
+/** One log line on stderr, in the entrypoint's format. */
+function say(string $message): void
+{
+    fwrite(STDERR, gmdate('Y-m-d\TH:i:s\Z') . " wordpress-setup $message\n");
+}
+
+/** Logs and exits with $status. */
+function stop(int $status, string $message): never
+{
+    say(($status === 2 ? 'config error: ' : 'error: ') . $message);
+    exit($status);
+}
+
+/** A positive integer from the environment. */
+function env_seconds(string $name, int $default): int
+{
+    $value = swarmvote_env($name, (string) $default);
+    if (!ctype_digit($value) || (int) $value < 1) {
+        stop(2, "$name must be a positive number of seconds, got '$value'");
+    }
+    return (int) $value;
+}
+
+/** [host, port] from a WordPress DB_HOST ("host", "host:port"). */
+function db_address(string $db_host): array
+{
+    if (preg_match('/^(.+):([0-9]+)$/', $db_host, $m)) {
+        return [trim($m[1], '[]'), (int) $m[2]];
+    }
+    return [$db_host, 3306];
+}
+
+/** A new connection with this replica's credentials; throws mysqli_sql_exception. */
+function db_connect(): mysqli
+{
+    [$host, $port] = db_address(DB_HOST);
+    $db = mysqli_init();
+    $db->options(MYSQLI_OPT_CONNECT_TIMEOUT, 5);
+    // @: a failed host lookup also raises a PHP warning that repeats the
+    // exception's message; the caller logs the exception.
+    @$db->real_connect($host, DB_USER, DB_PASSWORD, DB_NAME, $port);
+    $db->set_charset('utf8mb4');
+    return $db;
+}
+
+/** Waits until the database accepts us; gives up after $limit seconds. */
+function wait_for_database(int $limit): void
+{
+    $started = time();
+    $last_error = '';
+    $last_logged = 0;
+    for ($attempt = 1; ; $attempt++) {
+        try {
+            db_connect()->close();
+            if ($attempt > 1) {
+                say('the database is reachable now');
+            }
+            return;
+        } catch (mysqli_sql_exception $e) {
+            $error = $e->getMessage();
+        }
+        $waited = time() - $started;
+        $hint = str_contains($error, 'Access denied')
+            ? ' (the password in WORDPRESS_DB_PASSWORD_FILE, or the user, does not match the database)'
+            : '';
+        if ($waited >= $limit) {
+            stop(1, sprintf('giving up after %d s: cannot connect to %s as %s: %s%s',
+                $waited, DB_HOST, DB_USER, $error, $hint));
+        }
+        // Every new error at once, the same error every 30 s.
+        if ($error !== $last_error || time() - $last_logged >= 30) {
+            say(sprintf('waiting for the database %s (%d s so far, giving up at %d s): %s%s',
+                DB_HOST, $waited, $limit, $error, $hint));
+            $last_error = $error;
+            $last_logged = time();
+        }
+        sleep(3);
+    }
+}
+
+/**
+ * Takes the install lock on a connection of its own and returns that
+ * connection: the lock lasts until it is closed (or this process dies).
+ */
+function take_install_lock(string $table, int $limit): mysqli
+{
+    $db = db_connect();
+    $db->query("CREATE TABLE IF NOT EXISTS `$table` (id TINYINT UNSIGNED NOT NULL PRIMARY KEY) ENGINE=InnoDB");
+    // The row, once. Not INSERT IGNORE every time: while a replica holds the
+    // lock, inserting the existing row waits for it, silently, and fails
+    // after innodb_lock_wait_timeout. A plain SELECT never waits.
+    if ($db->query("SELECT id FROM `$table` WHERE id = 1")->num_rows === 0) {
+        try {
+            $db->query("INSERT IGNORE INTO `$table` (id) VALUES (1)");
+        } catch (mysqli_sql_exception $e) {
+            if ($e->getCode() !== 1205) { // 1205: another replica inserted and locked it
+                throw $e;
+            }
+        }
+    }
+    $db->begin_transaction();
+    $started = time();
+    $wait = 'NOWAIT';
+    while (true) {
+        try {
+            $db->query("SELECT id FROM `$table` WHERE id = 1 FOR UPDATE $wait");
+            return $db;
+        } catch (mysqli_sql_exception $e) {
+            if ($e->getCode() !== 1205) { // ER_LOCK_WAIT_TIMEOUT, also NOWAIT's answer
+                throw $e;
+            }
+        }
+        $waited = time() - $started;
+        if ($waited >= $limit) {
+            stop(1, "another replica has held the install lock for $waited s; giving up");
+        }
+        say("another replica holds the install lock (installing or upgrading); waiting ($waited s)");
+        $wait = 'WAIT 10';
+    }
+}
+
+/**
+ * Prepares loading WordPress in install mode: wp_die() becomes a log line
+ * and exit 1. (The caller loads it: wp-load.php must run in global scope.)
+ */
+function prepare_wordpress(string $host): void
+{
+    global $wp_filter;
+    // Debian's wp-config.php picks the config file by Host; any host ends at
+    // config-default.php, but it must be set.
+    $_SERVER['HTTP_HOST'] = $host;
+    // Hooks registered before WordPress loads (WP_Hook reads them at start).
+    $wp_filter = [
+        'wp_die_handler' => [10 => [[
+            'function' => fn() => function ($message) {
+                $text = is_wp_error($message) ? $message->get_error_message() : (string) $message;
+                stop(1, 'WordPress stopped: ' . trim(preg_replace('/\s+/', ' ', strip_tags($text))));
+            },
+            'accepted_args' => 1,
+        ]]],
+        // No HTTP during setup: the install's pretty-permalink probe requests
+        // the public URL, which is not reachable from here; set it below.
+        'pre_http_request' => [10 => [[
+            'function' => fn() => new WP_Error('swarmvote_setup', 'no HTTP requests during setup'),
+            'accepted_args' => 1,
+        ]]],
+    ];
+    define('WP_INSTALLING', true);
+}
+
+/** The install inputs from the environment; reports every problem at once. */
+function install_settings(string $url_host): array
+{
+    $settings = [
+        'title' => swarmvote_env('WP_TITLE', 'swarmvote'),
+        'user' => swarmvote_env('WP_ADMIN_USER', 'admin'),
+        'email' => swarmvote_env('WP_ADMIN_EMAIL', "admin@$url_host"),
+        'password' => swarmvote_secret('WP_ADMIN_PASSWORD_FILE', '/run/secrets/wordpress_admin_password'),
+        'permalinks' => swarmvote_env('WP_PERMALINK_STRUCTURE', '/%postname%/'),
+    ];
+    $problems = [];
+    if (!validate_username($settings['user']) || sanitize_user($settings['user'], true) !== $settings['user']) {
+        $problems[] = "WP_ADMIN_USER '{$settings['user']}' is not a valid WordPress user name";
+    }
+    if (!is_email($settings['email'])) {
+        $problems[] = "WP_ADMIN_EMAIL '{$settings['email']}' is not an e-mail address";
+    }
+    if (strlen($settings['password']) < 12) {
+        $problems[] = 'the admin password (WP_ADMIN_PASSWORD_FILE) is shorter than 12 characters';
+    }
+    if ($problems) {
+        stop(2, implode('; ', $problems));
+    }
+    return $settings;
+}
+
+/** Installs the site, unless installed; upgrades its tables when needed. */
+function install_or_upgrade(string $url_host): void
+{
+    global $wp_db_version, $wp_rewrite;
+    wp_cache_delete('is_blog_installed');
+    if (is_blog_installed()) {
+        $have = (int) get_option('db_version');
+        if ($have < $wp_db_version) {
+            say("upgrading the database from version $have to $wp_db_version");
+            wp_upgrade();
+            say('upgraded the database');
+        } else {
+            say('the site is already installed: nothing to do');
+        }
+        return;
+    }
+    $s = install_settings($url_host);
+    say(sprintf("installing the site '%s' (admin user %s, %s)", $s['title'], $s['user'], $s['email']));
+    $result = wp_install($s['title'], $s['user'], $s['email'], true, '', wp_slash($s['password']));
+    if (empty($result['user_id']) || is_wp_error($result['user_id'])) {
+        stop(1, 'the install created no admin user');
+    }
+    $wp_rewrite->set_permalink_structure($s['permalinks']);
+    flush_rewrite_rules(false); // false: no .htaccess to write (nginx)
+    say(sprintf('installed the site at %s (WordPress %s)', WP_HOME, get_bloginfo('version')));
+}
+
+// wp_install() e-mails the admin; there is no mail transport in the image.
+function wp_new_blog_notification($blog_title, $blog_url, $user_id, $password)
+{
+}
+
+mysqli_report(MYSQLI_REPORT_ERROR | MYSQLI_REPORT_STRICT);
+require_once SITE_CONFIG; // the settings only: constants, no WordPress yet
+$url_host = parse_url(WP_HOME, PHP_URL_HOST);
+$db_wait = env_seconds('WORDPRESS_DB_WAIT_S', 300);
+$lock_wait = env_seconds('WORDPRESS_LOCK_WAIT_S', 600);
+
+wait_for_database($db_wait);
+try {
+    $lock = take_install_lock($table_prefix . LOCK_TABLE_SUFFIX, $lock_wait);
+} catch (mysqli_sql_exception $e) {
+    stop(1, 'cannot take the install lock: ' . $e->getMessage());
+}
+prepare_wordpress($url_host);
+require_once WORDPRESS_DIR . '/wp-load.php';
+require_once ABSPATH . 'wp-admin/includes/upgrade.php';
+install_or_upgrade($url_host);
+$lock->rollback(); // releases the lock; the transaction wrote nothing
+$lock->close();
+exit(0);
