@@ -368,7 +368,26 @@ deploy_wordpress() {
   build_image wordpress "$SWARMVOTE_ROOT/wordpress/wordpress.Dockerfile" "$SWARMVOTE_ROOT/wordpress"
   deploy_stack wordpress "$SWARMVOTE_ROOT/wordpress/docker-compose.yml"
   wait_stack wordpress
+  wait_galera
   wait_route "$WP_SUB.$DOMAIN"
+}
+
+# Waits until every Galera node is Synced in the Primary component (a node's
+# container is healthy while it waits for its partners or copies their state).
+wait_galera() {
+  local deadline=$((SECONDS + DEPLOY_TIMEOUT)) n id pending
+  while :; do
+    pending=""
+    for n in 1 2 3; do
+      id=$(docker ps -q --filter "label=com.docker.swarm.service.name=wordpress_mariadb-$n" | head -n 1)
+      [ -n "$id" ] && docker exec "$id" bash -c 'exec 3<>/dev/tcp/127.0.0.1/9200 && printf "GET /health HTTP/1.0\r\n\r\n" >&3 && head -n 1 <&3 | grep -q " 200 "' \
+        >/dev/null 2>&1 || pending+="mariadb-$n "
+    done
+    [ -z "$pending" ] && { step "the Galera cluster is whole (3 nodes Synced)"; return 0; }
+    [ "$SECONDS" -lt "$deadline" ] || die "Galera nodes not Synced after ${DEPLOY_TIMEOUT}s: $pending(./deploy.sh status; ./deploy.sh logs mariadb-1)"
+    step "waiting for Galera nodes to be Synced: $pending"
+    sleep 3
+  done
 }
 
 # WordPress's keys and salts, made once into .secrets/wordpress_keys (one

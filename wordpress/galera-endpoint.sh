@@ -107,6 +107,9 @@ case $path in
         body+="local_state=${STATUS[wsrep_local_state]:-}"$'\n'
         body+="cluster_size=${STATUS[wsrep_cluster_size]:-}"$'\n'
         if [[ ${STATUS[wsrep_cluster_status]:-} == Primary ]]; then body+="primary=1"$'\n'; else body+="primary=0"$'\n'; fi
+        # nodes a bootstrap went on without (see record_left_out)
+        body+="left_out=$(timeout 3 mariadb --no-defaults --protocol=socket --socket="$SOCKET" -u mysql \
+            --connect-timeout=2 -N -B -e 'SELECT GROUP_CONCAT(node) FROM galera_meta.left_out' 2>/dev/null | sed 's/^NULL$//' || true)"$'\n'
     else
         pos=$(file position)
         body+="mysqld=down"$'\n'

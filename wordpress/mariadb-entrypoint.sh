@@ -62,7 +62,7 @@ die() { log "FATAL: $*"; exit 1; }
 nap() { sleep "$1" & wait $! || true; }
 
 # ------------------------------------------------ root: validate and stage --
-# a secret file's content without its trailing newline; checks it can be used
+# checks that a secret file can be used; prints the problem if not
 read_secret() { # <env var holding the path>
     local var=$1 src v
     src=${!var:-}
@@ -317,10 +317,10 @@ describe() { # one node's position for the log
 #  * otherwise: among nodes with a usable position of the majority's cluster
 #    uuid, the highest seqno; ties go to a running node (it already holds the
 #    state in memory), then to the first name in sort order
-NOMINEE="" BASIS="" WHY=""
+NOMINEE="" BASIS="" WHY="" LEFT_OUT=""
 nominate() { # <seconds waited>
     local waited=$1 n s u q missing=() heard_list=() data=() uuids best="" bq=-2 brun=0 run top cnt
-    NOMINEE="" BASIS="" WHY=""
+    NOMINEE="" BASIS="" WHY="" LEFT_OUT=""
     for n in "${ALL_NODES[@]}"; do
         if heard "$n"; then heard_list+=("$n"); else missing+=("$n"); fi
     done
@@ -347,6 +347,7 @@ nominate() { # <seconds waited>
             WHY="${missing[*]} silent for over ${GALERA_MAJORITY_AFTER}s, but every reachable node stopped cleanly before the end (safe_to_bootstrap=0): a missing node holds the newest state; refusing to bootstrap without it"
             return 0
         fi
+        LEFT_OUT="${missing[*]}"
         WHY="WARNING: deciding WITHOUT ${missing[*]} (silent for over GALERA_MAJORITY_AFTER=${GALERA_MAJORITY_AFTER}s): transactions only the missing node had are lost when it rejoins"
     fi
     # nodes with a usable position
@@ -523,7 +524,7 @@ check_secrets() {
     try_login root root_password socket && rc=0 || rc=$?
     ((rc != 1)) || log "galera: WRONG PASSWORD: MARIADB_ROOT_PASSWORD_FILE does not open root@localhost of this cluster"
     try_login "$MARIADB_USER" app_password tcp && rc=0 || rc=$?
-    ((rc != 1)) || log "galera: WRONG PASSWORD: MARIADB_PASSWORD_FILE does not open '$MARIADB_USER' of this cluster: the application will be refused"
+    ((rc != 1)) || log "galera: WRONG PASSWORD: MARIADB_PASSWORD_FILE does not open '$MARIADB_USER' of this cluster: an application given this secret is refused"
     try_login "$MARIADB_MARIABACKUP_USER" mariabackup_password socket && rc=0 || rc=$?
     case $rc in
     0) put sst_auth ok ;;
@@ -533,6 +534,24 @@ check_secrets() {
         ;;
     *) put sst_auth unknown ;;
     esac
+}
+
+# After a bootstrap WITHOUT some nodes (GALERA_MAJORITY_AFTER), those nodes
+# may hold transactions the new history does not, under the same state uuid
+# and a seqno the cluster will pass: an IST would then silently mix two
+# histories. The cluster remembers them (replicated table galera_meta.left_out,
+# published in /state) and each of them takes a full copy when it returns.
+record_left_out() { # <node names>
+    local n
+    [[ -n $1 ]] || return 0
+    for n in $1; do
+        sql <<SQL || log "WARNING: could not record that $n was left out of the bootstrap"
+CREATE DATABASE IF NOT EXISTS galera_meta;
+CREATE TABLE IF NOT EXISTS galera_meta.left_out (node VARCHAR(64) PRIMARY KEY, since TIMESTAMP DEFAULT CURRENT_TIMESTAMP, bootstrap_seqno BIGINT);
+REPLACE INTO galera_meta.left_out (node, bootstrap_seqno) VALUES ('$n', $LOCAL_SEQNO);
+SQL
+    done
+    log "galera: recorded that $1 was left out of this bootstrap: it will take a full copy (SST) when it returns"
 }
 
 write_marker() {
@@ -595,6 +614,7 @@ join_cluster() { # <primary partners>
 }
 
 # ------------------------------------------------------------- decision --
+LEFT_OUT_OF_BOOTSTRAP=0
 decide_and_start() {
     local t0 msg last_msg="" last_log=0 prim busy cuuid n
     t0=$(date +%s)
@@ -617,6 +637,13 @@ decide_and_start() {
                 # only after a majority decided without this node
                 move_aside "WARNING: THIS NODE IS AHEAD of the running cluster" "position $LOCAL_SEQNO > $(sv "$n" seqno) on $n, its last $((LOCAL_SEQNO - $(sv "$n" seqno))) transactions are not in the cluster"
             fi
+            LEFT_OUT_OF_BOOTSTRAP=0
+            if [[ " $(sv "$n" left_out | tr ',' ' ') " == *" $NODE_NAME "* ]]; then
+                LEFT_OUT_OF_BOOTSTRAP=1
+                if has_data; then
+                    move_aside "LEFT OUT OF A BOOTSTRAP" "the cluster was bootstrapped without this node after it was silent for long; its data may hold transactions the cluster does not"
+                fi
+            fi
             put candidate ""
             log "galera: $prim run(s) a Primary component (cluster ${cuuid:0:8}); joining it from ${LOCAL_UUID:0:8}:$LOCAL_SEQNO"
             join_cluster "$prim"
@@ -629,7 +656,9 @@ decide_and_start() {
             msg="this volume holds another cluster's data: waiting for a Primary component of '$GALERA_CLUSTER_NAME' to copy from"
         elif vote $(($(date +%s) - t0)); then
             log "galera: no partner is Primary; positions: $(positions); $WHY; every partner agrees: $NODE_NAME bootstraps"
+            local left_out=$LEFT_OUT
             if has_data; then bootstrap_existing; else create_cluster; fi
+            record_left_out "$left_out"
             return 0
         else
             msg="no partner is Primary; positions: $(positions); ${WHY:-undecided}"
@@ -696,6 +725,16 @@ supervise() {
         if vote $((now - np_since)); then
             log "galera: non-Primary for $((now - np_since))s and no partner is Primary; positions: $(positions); $WHY; every partner agrees: $NODE_NAME bootstraps (pc.bootstrap=YES)"
             sql -e "SET GLOBAL wsrep_provider_options='pc.bootstrap=YES'" || log "pc.bootstrap failed"
+            if [[ -n $LEFT_OUT ]]; then
+                local left_out=$LEFT_OUT
+                LOCAL_SEQNO=$(wsrep_var wsrep_last_committed)
+                # the record needs a Primary component: it replicates
+                for _ in 1 2 3 4 5; do
+                    [[ $(wsrep_var wsrep_cluster_status) == Primary ]] && break
+                    nap 1
+                done
+                record_left_out "$left_out"
+            fi
             continue
         fi
         prim=$(joinable_primaries)
@@ -717,6 +756,10 @@ main() {
     set_phase starting
     start_http
     decide_and_start
+    if ((LEFT_OUT_OF_BOOTSTRAP)); then
+        sql -e "DELETE FROM galera_meta.left_out WHERE node = '$NODE_NAME'" ||
+            log "WARNING: could not clear galera_meta.left_out for $NODE_NAME"
+    fi
     check_secrets
     write_marker
     set_phase running
