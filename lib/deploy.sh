@@ -94,6 +94,12 @@ validate_env() {
   local label='^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$'
   [[ "$DOMAIN" =~ $hostname ]] && [ "${#DOMAIN}" -le 253 ] || out+=("DOMAIN: '$DOMAIN' is not a host name (lowercase letters, digits, dots, hyphens)")
   local v
+  for v in DOMAIN VOTE_SUB RESULT_SUB HAPROXY_SUB WP_SUB; do
+    # An empty value would silently become the default: say so instead.
+    if grep -qE "^[[:space:]]*$v=[\"']{0,2}[[:space:]]*$" "${SWARMVOTE_ENV_FILE:-$SWARMVOTE_ROOT/.env}" 2>/dev/null; then
+      out+=("$v is set but empty: give a value, or remove the line to use the default")
+    fi
+  done
   for v in VOTE_SUB RESULT_SUB HAPROXY_SUB WP_SUB; do
     [[ "${!v}" =~ $label ]] || out+=("$v: '${!v}' is not a DNS label (lowercase letters, digits, hyphens)")
   done

@@ -54,7 +54,7 @@ good_env=$(cat "$ENV_FILE")
 } >"$ENV_FILE"
 out=$(./deploy.sh 2>&1 || true)
 for problem in "DOMAIN: 'not a host!'" "VOTE_SUB" "HTTPS_PORT: '70000'" "unknown variable NO_SUCH_SETTING" \
-  "POSTGRESQL_PASSWORD is set but empty" "not NAME=value" "OPTION_A: at most 64" "WP_SUB: '' is not a DNS label" \
+  "POSTGRESQL_PASSWORD is set but empty" "not NAME=value" "OPTION_A: at most 64" "WP_SUB is set but empty" \
   "MARIADB_USER must not be root" "WP_ADMIN_EMAIL: 'nobody'" "WP_ADMIN_PASSWORD: at least 12"; do
   check "bad .env names: $problem" grep -qF -- "$problem" <<<"$out"
 done
