@@ -108,21 +108,19 @@ redis_status() {
 # The Galera cluster's size and each node's state, asked from the nodes'
 # health endpoints.
 galera_status() {
-  local n id
+  local n state
   for n in 1 2 3; do
-    id=$(docker ps -q --filter "label=com.docker.swarm.service.name=wordpress_mariadb-$n" | head -n 1)
-    if [ -z "$id" ]; then
-      printf '  mariadb-%s: not running\n' "$n"
+    if ! state=$(galera_http "$n" /state) || [ -z "$state" ]; then
+      printf '  mariadb-%s: not running or not answering\n' "$n"
       continue
     fi
-    docker exec "$id" bash -c 'exec 3<>/dev/tcp/127.0.0.1/9200 && printf "GET /state HTTP/1.0\r\n\r\n" >&3 && cat <&3' 2>/dev/null \
-      | tr -d '\r' | awk -v n="mariadb-$n" -F= '
+    awk -v n="mariadb-$n" -F= '
           /^$/ { body = 1; next }
           body { v[$1] = $2 }
           END {
             state = v["local_state"] == 4 ? "Synced" : (v["local_state"] == "" ? "not synced" : "state " v["local_state"])
             printf "  %s: %s, %s (%s), cluster size %s, seqno %s\n", n, v["phase"], v["cluster_status"] ? v["cluster_status"] : "mysqld " v["mysqld"], state, v["cluster_size"] ? v["cluster_size"] : "-", v["seqno"]
-          }'
+          }' <<<"$state"
   done
 }
 

@@ -378,16 +378,24 @@ deploy_wordpress() {
   wait_route "$WP_SUB.$DOMAIN"
 }
 
+# Prints the answer (status line, headers, body) of GET $2 on Galera node
+# mariadb-$1's :9200 endpoint, asked inside its container; fails when it
+# does not run.
+galera_http() {
+  local id
+  id=$(docker ps -q --filter "label=com.docker.swarm.service.name=wordpress_mariadb-$1" | head -n 1)
+  [ -n "$id" ] || return 1
+  docker exec "$id" bash -c "exec 3<>/dev/tcp/127.0.0.1/9200 && printf 'GET $2 HTTP/1.0\r\n\r\n' >&3 && cat <&3" 2>/dev/null | tr -d '\r'
+}
+
 # Waits until every Galera node is Synced in the Primary component (a node's
 # container is healthy while it waits for its partners or copies their state).
 wait_galera() {
-  local deadline=$((SECONDS + DEPLOY_TIMEOUT)) n id pending
+  local deadline=$((SECONDS + DEPLOY_TIMEOUT)) n pending
   while :; do
     pending=""
     for n in 1 2 3; do
-      id=$(docker ps -q --filter "label=com.docker.swarm.service.name=wordpress_mariadb-$n" | head -n 1)
-      [ -n "$id" ] && docker exec "$id" bash -c 'exec 3<>/dev/tcp/127.0.0.1/9200 && printf "GET /health HTTP/1.0\r\n\r\n" >&3 && head -n 1 <&3 | grep -q " 200 "' \
-        >/dev/null 2>&1 || pending+="mariadb-$n "
+      galera_http "$n" /health | head -n 1 | grep -q ' 200 ' || pending+="mariadb-$n "
     done
     [ -z "$pending" ] && { step "the Galera cluster is whole (3 nodes Synced)"; return 0; }
     [ "$SECONDS" -lt "$deadline" ] || die "Galera nodes not Synced after ${DEPLOY_TIMEOUT}s: $pending(./deploy.sh status; ./deploy.sh logs mariadb-1)"
