@@ -160,10 +160,15 @@ run_sentinel() {
   exec redis-sentinel "$conf"
 }
 
+# HAProxy's checks log in with the password, which haproxy.cfg holds
+# hex-encoded (no quoting can break it); the rendered file is readable only
+# by this user.
 run_proxy() {
-  # Fails here, with its message, rather than in every check.
   PASSWORD=$(read_password)
-  exec haproxy -W -db -f "$TEMPLATES/haproxy.cfg"
+  local conf=/tmp/haproxy.cfg auth_hex
+  auth_hex=$(printf 'AUTH %s\r\n' "$PASSWORD" | od -An -v -tx1 | tr -d ' \n')
+  (umask 077 && render haproxy.cfg | sed "s/@AUTH_HEX@/$auth_hex/g" >"$conf")
+  exec haproxy -W -db -f "$conf"
 }
 
 # Health checks, over the network as clients see them.
@@ -177,13 +182,12 @@ health() {
       ;;
     proxy)
       # Healthy (and so in Swarm's DNS, reachable by clients) only once at
-      # most one node is in rotation and it got there by passing its check:
-      # HAProxy starts with its servers UP, before their first check. ("* "
-      # marks a check under way.)
+      # most one node is in rotation and it passed its check since it got
+      # there. ("* " marks a check under way.)
       exec 3<>/dev/tcp/127.0.0.1/8404
       printf 'GET /redis;csv HTTP/1.0\r\n\r\n' >&3
       timeout 2 cat <&3 | awk -F, '
-        $1 == "primary" && $2 ~ /^redis-/ && $18 == "UP" { up++; sub(/^\* /, "", $37); if ($37 != "PROCOK") unchecked++ }
+        $1 == "primary" && $2 ~ /^redis-/ && $18 ~ /^UP/ { up++; sub(/^\* /, "", $37); if ($37 != "L7OK") unchecked++ }
         END { exit !(up <= 1 && unchecked == 0) }'
       ;;
     *) die "unknown role '$role'" ;;
