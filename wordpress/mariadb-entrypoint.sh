@@ -448,9 +448,17 @@ wsrep_var() { # <status variable>: its value, empty if mysqld does not answer
     sql -e "SHOW GLOBAL STATUS LIKE '$1'" 2>/dev/null | awk '{print $2}' || true
 }
 
-# waits until this node is Synced in a Primary component; 1 if mysqld died
+# How long mysqld may stay Disconnected from the group while starting before
+# it counts as having left it: it is Disconnected only for the moment it
+# connects, and for good after a failed state transfer (seen: Galera's
+# "Writeset deserialization failed" when two nodes joined one donor at
+# once; its applier stopped and mysqld stayed up, outside the cluster).
+readonly GALERA_LEFT_AFTER=30
+
+# waits until this node is Synced in a Primary component; 1 if mysqld died,
+# 2 if it stayed Disconnected for GALERA_LEFT_AFTER seconds
 wait_synced() { # <what for the log>
-    local t0 last=0 st cs
+    local t0 last=0 st cs disconnected_since=0 now
     t0=$(date +%s)
     while true; do
         if ! mysqld_alive; then
@@ -462,6 +470,15 @@ wait_synced() { # <what for the log>
         if [[ $st == Synced && $cs == Primary ]]; then
             log "$1: Synced in the Primary component after $(($(date +%s) - t0))s (cluster size $(wsrep_var wsrep_cluster_size))"
             return 0
+        fi
+        now=$(date +%s)
+        if [[ $cs != Disconnected ]]; then
+            disconnected_since=0
+        elif ((disconnected_since == 0)); then
+            disconnected_since=$now
+        elif ((now - disconnected_since >= GALERA_LEFT_AFTER)); then
+            log "$1: mysqld has been outside the cluster (Disconnected, state ${st:-?}) for ${GALERA_LEFT_AFTER}s"
+            return 2
         fi
         if (($(date +%s) - last >= 30)); then
             log "$1: not Synced yet (state ${st:-mysqld not answering}, cluster ${cs:-?})"
@@ -608,7 +625,21 @@ join_cluster() { # <primary partners>
         extra+=(--wsrep-start-position="$LOCAL_UUID:$LOCAL_SEQNO")
     fi
     start_mysqld "${PEERS[*]}" "${extra[@]}"
-    if ! wait_synced "join"; then
+    local rc=0
+    wait_synced "join" || rc=$?
+    if ((rc == 2)); then
+        # Its data were at most the cluster's (a node ahead of it is moved
+        # aside before it joins), and mysqld keeps the position of a
+        # half-done transfer in them, from which a restart would try the
+        # same again: they are emptied, and the restart copies them whole.
+        log "the join failed after the state transfer (mysqld's errors above say why): stopping mysqld and emptying $DATADIR, which holds nothing the cluster lacks; the restart takes a full copy (SST)"
+        set_phase stopping
+        kill -TERM "$MYSQLD_PID" 2>/dev/null || true
+        wait "$MYSQLD_PID" 2>/dev/null || true
+        rm -rf "${DATADIR:?}" "$MARKER"
+        mkdir -p "$DATADIR"
+        exit 1
+    elif ((rc != 0)); then
         die "mysqld exited while joining $primaries (a failed state transfer? the donor's log says why; donor candidates: ${donors:-any})"
     fi
 }
