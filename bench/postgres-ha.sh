@@ -33,13 +33,6 @@ bench_prepare >/dev/null || exit 1
 inspect() { docker service inspect --format "$2" "$1"; }
 pg_image=$(inspect postgres_pg-1 '{{.Spec.TaskTemplate.ContainerSpec.Image}}')
 workers=$(inspect app_worker '{{.Spec.Mode.Replicated.Replicas}}')
-redis_cli() { # runs redis-cli against redis-master from a Sentinel's container
-  local id
-  id=$(docker ps -q --filter label=com.docker.swarm.service.name=redis_sentinel-1 | head -n 1)
-  # shellcheck disable=SC2016 # expanded inside the container
-  docker exec -i "$id" bash -c 'REDISCLI_AUTH=$(cat /run/secrets/redis_password) redis-cli --no-auth-warning -h redis-master "$@"' _ "$@"
-}
-
 # Mass insertion (redis-cli --pipe does not authenticate from REDISCLI_AUTH:
 # the stream starts with an AUTH command, made inside the container).
 redis_pipe() {
@@ -67,12 +60,6 @@ docker service create --detach=false --quiet --name bench_pg --network pg_net --
     psql -q -U postgres -c "CREATE ROLE votes LOGIN" -c "CREATE DATABASE votes OWNER votes"
     pg_ctl -D /tmp/pg -m fast -w stop >/dev/null
     exec postgres -D /tmp/pg -c listen_addresses="*" -c shared_buffers=128MB' >/dev/null
-
-# The consumer group's count of entries read (monotonic).
-entries_read() { redis_cli XINFO GROUPS votes | tr -d '\r' | awk 'f && !done { print; done = 1 } /^entries-read$/ { f = 1 }'; }
-
-# The stream's count of entries ever added (monotonic).
-entries_added() { redis_cli XINFO STREAM votes | tr -d '\r' | awk 'f && !done { print; done = 1 } /^entries-added$/ { f = 1 }'; }
 
 # Votes per second of one drain of VOTES entries into host $1 (of those the
 # stream took: a connection cut mid-way would queue fewer).
@@ -114,7 +101,7 @@ done
 lowest=$(printf '%s\n' "${ratios[@]}" | sort -n | head -n 1)
 
 table=$(cat <<TABLE
-### Worker through Pgpool-II + synchronous replication vs a single PostgreSQL — $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD)
+### Worker through Pgpool-II + synchronous replication vs a single PostgreSQL — $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(bench_commit)
 
 \`bench/postgres-ha.sh\` on $(nproc) cores; $VOTES votes queued with the workers stopped, then drained by $workers workers (batch 1000); votes/s from the first to the last entry acknowledged.
 

@@ -77,7 +77,7 @@ done
 median=$(printf '%s\n' "${ratios[@]}" | sort -n | sed -n "$(( (ROUNDS + 1) / 2 ))p")
 
 table=$(cat <<TABLE
-### Redis HA path vs a single Redis — $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD)
+### Redis HA path vs a single Redis — $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(bench_commit)
 
 \`bench/redis-ha.sh\` on $(nproc) cores; wrk -t2 -c$CONNECTIONS -d$DURATION, POST / (a new voter each) through Traefik (HTTPS) to 2 vote replicas; workers stopped.
 

@@ -24,6 +24,12 @@ pub struct Config {
     /// How long one read waits for new entries (`WORKER_BLOCK_MS`); also the
     /// longest a shutdown waits for an idle worker.
     pub block: Duration,
+    /// After a batch that was not full, how long votes gather before the
+    /// next read (`WORKER_LINGER_MS`, 0..=1000, default 50). Under load this
+    /// makes transactions fewer and bigger (each costs a synchronous commit
+    /// on the standbys); it adds at most this much to a vote's way to
+    /// PostgreSQL. Full batches are read again at once.
+    pub linger: Duration,
     /// Entries pending this long on another consumer are taken over
     /// (`WORKER_CLAIM_IDLE_MS`): that consumer is presumed dead. Too short and
     /// a slow but live worker's batch is done twice (harmless, wasted).
@@ -50,6 +56,7 @@ impl Config {
             batch_size: usize::try_from(env.int_in("WORKER_BATCH_SIZE", 1000, 1..=10_000))
                 .unwrap_or(1000),
             block: Duration::from_millis(env.int_in("WORKER_BLOCK_MS", 1000, 1..=60_000)),
+            linger: Duration::from_millis(env.int_in("WORKER_LINGER_MS", 50, 0..=1000)),
             claim_idle: Duration::from_millis(env.int_in(
                 "WORKER_CLAIM_IDLE_MS",
                 15_000,
@@ -73,6 +80,7 @@ mod tests {
         env.finish().expect("defaults are valid");
         assert_ne!(a.consumer, b.consumer);
         assert_eq!(a.batch_size, 1000);
+        assert_eq!(a.linger, Duration::from_millis(50));
         assert_eq!(a.postgres.host, "db");
     }
 
@@ -81,13 +89,15 @@ mod tests {
         let mut env = Env::from_pairs([
             ("WORKER_BATCH_SIZE", "0"),
             ("WORKER_CLAIM_IDLE_MS", "soon"),
+            ("WORKER_LINGER_MS", "1001"),
             ("POSTGRESQL_PORT", "-5"),
         ]);
         let _ = Config::from_env(&mut env);
-        let text = env.finish().expect_err("three problems").to_string();
+        let text = env.finish().expect_err("four problems").to_string();
         for name in [
             "WORKER_BATCH_SIZE",
             "WORKER_CLAIM_IDLE_MS",
+            "WORKER_LINGER_MS",
             "POSTGRESQL_PORT",
         ] {
             assert!(text.contains(name), "{name} missing in: {text}");

@@ -41,6 +41,10 @@ pub struct Worker {
     readiness: Readiness,
     batch_size: usize,
     block: Duration,
+    linger: Duration,
+    /// When the next read of new entries may start: `linger` after the last
+    /// one, when that one was not full.
+    gathered_at: Option<Instant>,
     claim_idle: Duration,
     /// Set after a failed step: this consumer's own pending entries are read
     /// again (from this id on) before anything new.
@@ -65,6 +69,8 @@ impl Worker {
             readiness,
             batch_size: config.batch_size,
             block: config.block,
+            linger: config.linger,
+            gathered_at: None,
             claim_idle: config.claim_idle,
             // A new consumer name has nothing pending, but a configured one
             // (WORKER_CONSUMER) may: read it first.
@@ -144,7 +150,15 @@ impl Worker {
                 return Ok(batch);
             }
         }
-        self.stream.read_new(self.batch_size, self.block).await
+        if let Some(at) = self.gathered_at.take() {
+            tokio::time::sleep_until(at.into()).await;
+        }
+        let started = Instant::now();
+        let batch = self.stream.read_new(self.batch_size, self.block).await?;
+        if !batch.is_empty() && batch.len() < self.batch_size {
+            self.gathered_at = Some(started + self.linger);
+        }
+        Ok(batch)
     }
 
     async fn process(&mut self, batch: Vec<RawEntry>) -> anyhow::Result<Outcome> {

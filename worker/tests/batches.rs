@@ -8,6 +8,7 @@ use common::{Choice, VoterId};
 use common_steps::*;
 use testkit::{Postgres, RedisServer};
 use worker::store::Store;
+use worker::Outcome;
 
 #[tokio::test]
 async fn drains_in_batches_and_the_latest_vote_of_each_voter_wins() {
@@ -31,6 +32,40 @@ async fn drains_in_batches_and_the_latest_vote_of_each_voter_wins() {
         stream_len(&redis, queue::STREAM) <= 100,
         "{}",
         stream_len(&redis, queue::STREAM)
+    );
+}
+
+/// After a batch that was not full, the next read waits WORKER_LINGER_MS, so
+/// votes that trickle in meanwhile make one batch, not one each.
+#[tokio::test]
+async fn votes_that_trickle_in_after_a_small_batch_gather_into_one() {
+    use std::time::{Duration, Instant};
+    let redis = RedisServer::start();
+    let pg = Postgres::start();
+    let config = config(&redis, &pg, &[("WORKER_LINGER_MS", "600")]);
+    let (mut worker, _) = worker(&config);
+    push(&redis, &VoterId::generate(), Choice::A);
+    let first = Instant::now();
+    let outcome = worker.step().await.expect("step");
+    assert!(
+        matches!(outcome, Outcome::Batch { entries: 1, .. }),
+        "{outcome:?}"
+    );
+    // Two votes 100 ms apart while the worker takes its next step: without
+    // the linger it would read the first one alone.
+    let (outcome, ()) = tokio::join!(worker.step(), async {
+        push(&redis, &VoterId::generate(), Choice::A);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        push(&redis, &VoterId::generate(), Choice::B);
+    });
+    let outcome = outcome.expect("step");
+    assert!(
+        first.elapsed() < Duration::from_millis(1500),
+        "the steps took too long for this test to mean anything"
+    );
+    assert!(
+        matches!(outcome, Outcome::Batch { entries: 2, .. }),
+        "{outcome:?}"
     );
 }
 
