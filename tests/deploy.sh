@@ -35,6 +35,28 @@ check "unknown option of down" refuses "unknown option '--force'" ./deploy.sh do
 check "logs without a service" refuses "usage: ./deploy.sh logs SERVICE" ./deploy.sh logs
 check "stack script's unknown argument" refuses "unknown argument" redis/deploy.sh --bogus
 check "an unreachable Docker daemon is named" refuses "Docker daemon is not running" env DOCKER_HOST=unix:///nonexistent.sock ./deploy.sh status
+# A PATH with every command of this host but docker.
+nodocker=$(mktemp -d)
+for f in /usr/local/bin/* /usr/bin/* /bin/*; do
+  [ "$(basename "$f")" = docker ] || ln -sf "$f" "$nodocker/"
+done
+check "a missing docker command is named" refuses "docker is not installed" env PATH="$nodocker" ./deploy.sh status
+rm -rf "$nodocker"
+# This node as a swarm worker would see it: docker info says the swarm is
+# active but this node cannot manage it (a second engine to join as a real
+# worker is more than this host has, so docker's answer is stood in for).
+asworker=$(mktemp -d)
+cat >"$asworker/docker" <<SHIM
+#!/bin/sh
+case "\$*" in
+  *LocalNodeState*) echo active ;;
+  *ControlAvailable*) echo false ;;
+  *) exec $(command -v docker) "\$@" ;;
+esac
+SHIM
+chmod +x "$asworker/docker"
+check "a swarm worker node is told to use a manager" refuses "this node is a swarm worker" env PATH="$asworker:$PATH" ./deploy.sh
+rm -rf "$asworker"
 # A clean slate: stacks and volumes left by an earlier run (perhaps made with
 # other generated passwords) would decide the outcome.
 ./deploy.sh down --volumes >/dev/null 2>&1 || true
