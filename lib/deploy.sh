@@ -10,6 +10,14 @@ DEPLOY_TIMEOUT=${DEPLOY_TIMEOUT:-600}
 
 log() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
 step() { printf '    %s\n' "$*" >&2; }
+# A progress line of a wait that began at $1 (SECONDS) for what $2 names:
+# printed when that changes, else every 15 s, with the seconds so far.
+waiting() {
+  if [ "$2" != "${WAITING_FOR:-}" ] || [ $((SECONDS - ${WAITING_SINCE:-0})) -ge 15 ]; then
+    step "waiting ($((SECONDS - $1))s) for: $2"
+    WAITING_FOR=$2 WAITING_SINCE=$SECONDS
+  fi
+}
 warn() { printf '\033[33mwarning:\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[31merror:\033[0m %s\n' "$*" >&2; exit 1; }
 
@@ -240,7 +248,7 @@ app_compose_files() {
 # Waits until every service of stack $1 runs its replicas and each running
 # task's container is healthy; on timeout shows the failing service's logs.
 wait_stack() {
-  local stack=${1:?missing stack} deadline pending svc
+  local stack=${1:?missing stack} deadline pending svc started=$SECONDS
   deadline=$((SECONDS + DEPLOY_TIMEOUT))
   while :; do
     pending=$(unhealthy_services "$stack")
@@ -254,7 +262,7 @@ wait_stack() {
       done
       die "stack $stack not healthy after ${DEPLOY_TIMEOUT}s: $pending (see above; ./deploy.sh logs SERVICE for more)"
     fi
-    step "waiting for: $pending"
+    waiting "$started" "$pending"
     sleep 3
   done
 }
@@ -391,7 +399,7 @@ galera_http() {
 # Waits until every Galera node is Synced in the Primary component (a node's
 # container is healthy while it waits for its partners or copies their state).
 wait_galera() {
-  local deadline=$((SECONDS + DEPLOY_TIMEOUT)) n pending
+  local deadline=$((SECONDS + DEPLOY_TIMEOUT)) n pending started=$SECONDS
   while :; do
     pending=""
     for n in 1 2 3; do
@@ -399,7 +407,7 @@ wait_galera() {
     done
     [ -z "$pending" ] && { step "the Galera cluster is whole (3 nodes Synced)"; return 0; }
     [ "$SECONDS" -lt "$deadline" ] || die "Galera nodes not Synced after ${DEPLOY_TIMEOUT}s: $pending(./deploy.sh status; ./deploy.sh logs mariadb-1)"
-    step "waiting for Galera nodes to be Synced: $pending"
+    waiting "$started" "Galera nodes to be Synced: $pending"
     sleep 3
   done
 }
