@@ -78,7 +78,8 @@ workers stored every vote of the round before.
 
 Where the CPU goes (last round; ms of CPU per 1000 requests, both cores
 counted, a vote's until it is stored; "other" is wrk, the kernel's
-networking and Docker):
+networking and Docker, including this script's docker execs while it waits
+for the workers):
 
 | | GET /healthz | POST / (vote) |
 |---|---|---|

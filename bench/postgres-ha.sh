@@ -61,6 +61,13 @@ docker service create --detach=false --quiet --name bench_pg --network pg_net --
     pg_ctl -D /tmp/pg -m fast -w stop >/dev/null
     exec postgres -D /tmp/pg -c listen_addresses="*" -c shared_buffers=128MB' >/dev/null
 
+# The consumer group's count of entries read (monotonic; it can lag
+# behind entries-added across a failover, so only its changes are used).
+entries_read() { redis_cli XINFO GROUPS votes | tr -d '\r' | awk 'f && !done { print; done = 1 } /^entries-read$/ { f = 1 }'; }
+
+# The stream's count of entries ever added (monotonic).
+entries_added() { redis_cli XINFO STREAM votes | tr -d '\r' | awk 'f && !done { print; done = 1 } /^entries-added$/ { f = 1 }'; }
+
 # Votes per second of one drain of VOTES entries into host $1 (of those the
 # stream took: a connection cut mid-way would queue fewer).
 drain() {
@@ -81,7 +88,7 @@ drain() {
     read=$(( $(entries_read) - start ))
     now=$(date +%s%3N)
     if [ -z "$t0" ] && [ "$read" -gt 0 ]; then t0=$now n0=$read; fi
-    if [ "$read" -ge "$added" ] && [ "$(redis_cli XPENDING votes workers | tr -d '\r' | awk 'NR == 1')" = 0 ]; then
+    if drained; then
       awk -v n=$((added - n0)) -v ms=$((now - t0)) 'BEGIN { printf "%.0f", n * 1000 / (ms > 0 ? ms : 1) }'
       return
     fi
