@@ -102,6 +102,11 @@ redis_status() {
     [ -n "$primary" ] || exit 0
     redis-cli --no-auth-warning -h "$primary" INFO replication | tr -d "\r" \
       | sed -nE "s/^slave[0-9]+:ip=([^,]+),port=[0-9]+,state=([^,]+),offset=([0-9]+),lag=([0-9]+).*/  replica: \1 \2, offset \3, lag \4 s/p"
+    redis-cli --no-auth-warning -h "$primary" INFO memory | tr -d "\r" | awk -F: "
+      \$1 == \"used_memory\" { used = \$2 } \$1 == \"maxmemory\" { max = \$2 }
+      END { if (max > 0) printf \"  queue memory: %d of %d MiB%s\\n\", used / 1048576, max / 1048576,
+        (used >= max ? \" -- FULL: new votes are refused until the worker drains the queue (is PostgreSQL up?)\" : \"\") }"
+    printf "  queued votes: %s\n" "$(redis-cli --no-auth-warning -h "$primary" XLEN votes)"
   ' 2>/dev/null || printf '  primary: unknown (the Sentinel did not answer)\n'
 }
 

@@ -132,16 +132,19 @@ run_node() {
   exec redis-server "$conf"
 }
 
-# Copies a Sentinel config from stdin to stdout with the current password.
+# Copies a Sentinel config from stdin to stdout with the current password,
+# and the settings of this version that an older file lacks.
 refresh_passwords() {
-  local line
+  local line script=""
   while IFS= read -r line; do
     case "$line" in
       "requirepass "*) line="requirepass \"$PASSWORD\"" ;;
       "sentinel auth-pass $MASTER "*) line="sentinel auth-pass $MASTER \"$PASSWORD\"" ;;
+      "sentinel client-reconfig-script $MASTER "*) script=1 ;;
     esac
     printf '%s\n' "$line"
   done
+  [ -n "$script" ] || printf 'sentinel client-reconfig-script %s /usr/local/bin/redis-demote-old-primary\n' "$MASTER"
 }
 
 run_sentinel() {
@@ -183,12 +186,18 @@ health() {
     proxy)
       # Healthy (and so in Swarm's DNS, reachable by clients) only once at
       # most one node is in rotation and it passed its check since it got
-      # there. ("* " marks a check under way.)
+      # there, and while a majority of the Sentinels answers its checks (a
+      # Sentinel that answers is UP in the named-redis-N of the node it
+      # names): an HAProxy that cannot hear them keeps every node in
+      # maintenance, and its clients belong on the other one. ("* " marks a
+      # check under way.)
       exec 3<>/dev/tcp/127.0.0.1/8404
       printf 'GET /redis;csv HTTP/1.0\r\n\r\n' >&3
       timeout 2 cat <&3 | awk -F, '
-        $1 == "primary" && $2 ~ /^redis-/ && $18 ~ /^UP/ { up++; sub(/^\* /, "", $37); if ($37 != "L7OK") unchecked++ }
-        END { exit !(up <= 1 && unchecked == 0) }'
+        { sub(/^\* /, "", $37) }
+        $1 == "primary" && $2 ~ /^redis-/ && $18 ~ /^UP/ { up++; if ($37 != "L7OK") unchecked++ }
+        $1 ~ /^named-redis-/ && $2 ~ /^sentinel-/ && $18 ~ /^UP/ && $37 != "INI" && $37 != "" { heard[$2] = 1 }
+        END { for (s in heard) sentinels++; exit !(up <= 1 && unchecked == 0 && sentinels >= 2) }'
       ;;
     *) die "unknown role '$role'" ;;
   esac

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod queue;
 pub mod redis_conn;
 pub mod schema;
+pub mod sentinel;
 pub mod service;
 pub mod telemetry;
 

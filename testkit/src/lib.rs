@@ -10,7 +10,7 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 pub use crate::postgres::Postgres;
-pub use crate::redis::RedisServer;
+pub use crate::redis::{RedisServer, Sentinels};
 
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {

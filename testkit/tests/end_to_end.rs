@@ -344,3 +344,124 @@ async fn a_postgres_restart_under_load_never_fails_a_vote_and_loses_none() {
     .await;
     stack.stop().await;
 }
+
+/// `used_memory` of a Redis server.
+fn used_memory(redis: &RedisServer) -> u64 {
+    redis
+        .info("memory")
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("used_memory:")?.parse().ok())
+        .expect("INFO memory has used_memory")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_queue_refuses_votes_clearly_and_flows_again_once_postgres_is_back() {
+    let redis = RedisServer::start_with(&["--maxmemory-policy", "noeviction"]);
+    let mut pg = Postgres::start();
+    let stack = start_stack(&redis, &pg).await;
+    let http = reqwest::Client::new();
+    eventually(Duration::from_secs(30), "a first vote", || async {
+        cast(&http, &stack.vote, None, "a").await.1.then_some(())
+    })
+    .await;
+    // A long PostgreSQL outage: votes queue up in Redis until its limit.
+    tokio::task::block_in_place(|| pg.stop());
+    let limit = used_memory(&redis) + 300 * 1024;
+    let _: () = redis
+        .query(redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg(limit))
+        .expect("CONFIG SET maxmemory");
+    let ledgers = Ledgers::default();
+    let refused = Arc::new(Mutex::new(None::<(u16, String)>));
+    let fill = (0..16).map(|_| {
+        let (http, ledgers, refused) = (http.clone(), ledgers.clone(), refused.clone());
+        let url = stack.vote.url("/api/vote");
+        async move {
+            for _ in 0..2000 {
+                if refused.lock().expect("lock").is_some() {
+                    return;
+                }
+                let response = http
+                    .post(&url)
+                    .json(&serde_json::json!({"vote": "b"}))
+                    .send()
+                    .await;
+                let Ok(response) = response else { continue };
+                let status = response.status().as_u16();
+                let voter = response
+                    .headers()
+                    .get_all(SET_COOKIE)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .find_map(|c| c.strip_prefix("voter_id="))
+                    .and_then(|c| c.split(';').next())
+                    .map(str::to_owned);
+                let body = response.text().await.unwrap_or_default();
+                if let Some(voter) = voter {
+                    record(&ledgers, &voter, "b", status == 200);
+                }
+                if status != 200 {
+                    *refused.lock().expect("lock") = Some((status, body));
+                }
+            }
+        }
+    });
+    futures_util::future::join_all(fill).await;
+    let (status, body) = refused
+        .lock()
+        .expect("lock")
+        .clone()
+        .expect("the queue filled up");
+    assert_eq!(status, 503, "a full queue is a 503: {body}");
+    assert!(body.contains("NOT recorded"), "the voter is told: {body}");
+    let metrics = http
+        .get(stack.vote.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains(r#"swarmvote_vote_votes_rejected_total{reason="queue_full"}"#),
+        "the refusal is counted as queue_full"
+    );
+    let readyz = eventually(
+        Duration::from_secs(5),
+        "/readyz to say the queue is full",
+        || async {
+            let r = http.get(stack.vote.url("/readyz")).send().await.ok()?;
+            let (status, text) = (r.status(), r.text().await.ok()?);
+            (status == reqwest::StatusCode::SERVICE_UNAVAILABLE
+                && text.contains("queue_has_room: down"))
+            .then_some(text)
+        },
+    )
+    .await;
+    let acknowledged = ledgers
+        .lock()
+        .expect("lock")
+        .values()
+        .filter(|l| l.acked.is_some())
+        .count();
+    eprintln!(
+        "queue full after {acknowledged} acknowledged votes; /readyz: {}",
+        readyz.trim().replace('\n', ", ")
+    );
+
+    // PostgreSQL back: the worker drains the queue, and votes flow again.
+    tokio::task::block_in_place(|| pg.start_again());
+    drained(&redis).await;
+    eventually(Duration::from_secs(30), "votes recorded again", || async {
+        cast(&http, &stack.vote, None, "a").await.1.then_some(())
+    })
+    .await;
+    eventually(Duration::from_secs(5), "/readyz ready again", || async {
+        let r = http.get(stack.vote.url("/readyz")).send().await.ok()?;
+        (r.status() == reqwest::StatusCode::OK).then_some(())
+    })
+    .await;
+    let (acknowledged, found, lost) = audit(&pg, &ledgers);
+    assert!(lost.is_empty(), "lost votes: {lost:?}");
+    assert_eq!(acknowledged, found);
+    stack.stop().await;
+}

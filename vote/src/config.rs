@@ -6,6 +6,8 @@ use std::time::Duration;
 use common::config::Env;
 use common::redis_conn::RedisConfig;
 
+use crate::sentinels::{parse_sentinels, SentinelConfig};
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Where the HTTP server listens (`LISTEN_ADDR`, default `0.0.0.0:8080`:
@@ -21,6 +23,11 @@ pub struct Config {
     /// answering 503.
     pub wait_timeout: Duration,
     pub redis: RedisConfig,
+    /// The Sentinels to ask before acknowledging (`REDIS_SENTINELS`, e.g.
+    /// `sentinel-1:26379,sentinel-2:26379,sentinel-3:26379`; empty: a single
+    /// Redis, `VOTE_MIN_REPLICAS` alone decides) and the name they watch
+    /// (`REDIS_MASTER_NAME`, default `swarmvote`).
+    pub sentinels: Option<SentinelConfig>,
 }
 
 impl Config {
@@ -47,6 +54,29 @@ impl Config {
                 10..=30_000,
             )),
             redis: RedisConfig::from_env(env),
+            sentinels: sentinels_from_env(env),
+        }
+    }
+}
+
+fn sentinels_from_env(env: &mut Env) -> Option<SentinelConfig> {
+    let list = env.string("REDIS_SENTINELS", "");
+    let master = env.string("REDIS_MASTER_NAME", "swarmvote");
+    if master.is_empty()
+        || !master
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        env.error(format!(
+            "REDIS_MASTER_NAME: {master:?} is not a Sentinel master name (letters, digits, - _ .)"
+        ));
+    }
+    match parse_sentinels(&list) {
+        Ok(sentinels) if sentinels.is_empty() => None,
+        Ok(sentinels) => Some(SentinelConfig { sentinels, master }),
+        Err(e) => {
+            env.error(format!("REDIS_SENTINELS: {e}"));
+            None
         }
     }
 }
@@ -63,6 +93,27 @@ mod tests {
         assert_eq!(config.min_replicas, 0);
         assert_eq!(config.labels, ["Cats".to_owned(), "Dogs".to_owned()]);
         assert_eq!(config.redis.host, "redis-master");
+        assert!(config.sentinels.is_none());
+    }
+
+    #[test]
+    fn reads_the_sentinels() {
+        let mut env = Env::from_pairs([("REDIS_SENTINELS", "sentinel-1,sentinel-2:26380")]);
+        let config = Config::from_env(&mut env);
+        env.finish().expect("valid");
+        let sentinels = config.sentinels.expect("configured");
+        assert_eq!(sentinels.master, "swarmvote");
+        assert_eq!(sentinels.sentinels[1], ("sentinel-2".to_owned(), 26380));
+        let mut env = Env::from_pairs([
+            ("REDIS_SENTINELS", "sentinel-1:http"),
+            ("REDIS_MASTER_NAME", "a b"),
+        ]);
+        let _ = Config::from_env(&mut env);
+        let text = env.finish().expect_err("two problems").to_string();
+        assert!(
+            text.contains("REDIS_SENTINELS") && text.contains("REDIS_MASTER_NAME"),
+            "{text}"
+        );
     }
 
     #[test]

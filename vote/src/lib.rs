@@ -6,6 +6,7 @@ pub mod cookies;
 pub mod metrics;
 pub mod page;
 pub mod recorder;
+pub mod sentinels;
 pub mod web;
 
 use std::sync::Arc;
@@ -22,13 +23,18 @@ const READINESS_INTERVAL: Duration = Duration::from_secs(1);
 /// Serves the vote service on `listener` until `shutdown` fires.
 pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
     let metrics = metrics::VoteMetrics::new();
+    let observations = config
+        .sentinels
+        .clone()
+        .map(|s| sentinels::watch(s, config.redis.clone(), shutdown.clone()));
     let recorder = recorder::Recorder::new(
         config.redis.clone(),
         config.min_replicas,
         config.wait_timeout,
+        observations,
         metrics.clone(),
     );
-    let readiness = Readiness::new(&["redis"]);
+    let readiness = Readiness::new(&["redis", "queue_has_room"]);
     tokio::spawn(watch_redis(
         recorder.clone(),
         readiness.clone(),
@@ -46,11 +52,13 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     Ok(())
 }
 
-/// Keeps `/readyz` true to Redis's state even when no votes arrive.
+/// Keeps `/readyz` true to Redis's state even when no votes arrive: whether
+/// it answers, and whether its memory limit leaves room for votes.
 async fn watch_redis(recorder: recorder::Recorder, readiness: Readiness, shutdown: Shutdown) {
     while !shutdown.is_triggered() {
-        let up = recorder.ping().await.is_ok();
-        readiness.set("redis", up);
+        let memory = recorder.memory().await;
+        readiness.set("redis", memory.is_ok());
+        readiness.set("queue_has_room", memory.is_ok_and(|m| !m.full()));
         tokio::select! {
             () = tokio::time::sleep(READINESS_INTERVAL) => {}
             () = shutdown.clone().wait() => break,

@@ -1,7 +1,7 @@
 //! What the vote service counts.
 
 use common::metrics::{latency_buckets, Metrics};
-use prometheus::{Histogram, IntCounterVec};
+use prometheus::{Histogram, IntCounterVec, IntGauge};
 
 #[derive(Debug, Clone)]
 pub struct VoteMetrics {
@@ -14,6 +14,9 @@ pub struct VoteMetrics {
     pub record_seconds: Histogram,
     /// How many votes each shared `WAIT` confirmed at once.
     pub wait_batch_size: Histogram,
+    /// Replicas the last `WAIT` asked for (with Sentinels: every replica
+    /// that could be promoted).
+    pub replicas_required: IntGauge,
 }
 
 impl VoteMetrics {
@@ -39,6 +42,10 @@ impl VoteMetrics {
                 "wait_batch_size",
                 "Votes confirmed by one shared WAIT",
                 vec![1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0],
+            ),
+            replicas_required: registry.gauge(
+                "replicas_required",
+                "Replicas the last WAIT asked to confirm a vote",
             ),
             registry,
         }

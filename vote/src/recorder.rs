@@ -13,11 +13,16 @@ use std::time::{Duration, Instant};
 
 use common::queue::{self, EntryId};
 use common::redis_conn::RedisConfig;
+use common::sentinel::{self, Verdict};
 use common::{Choice, VoterId};
 use redis::aio::MultiplexedConnection;
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{mpsc, oneshot, watch, Mutex};
 
 use crate::metrics::VoteMetrics;
+use crate::sentinels::{Observation, MAX_AGE};
+
+/// The Sentinels' latest word, from [`crate::sentinels::watch`].
+pub type Observations = watch::Receiver<Option<Arc<Observation>>>;
 
 /// After a failed connect, fail fast for this long instead of letting every
 /// request wait out its own connect timeout against a dead host.
@@ -33,6 +38,10 @@ pub enum RecordError {
     Refused(#[source] redis::RedisError),
     #[error("only {acked} of {wanted} required replicas confirmed the vote in time")]
     NotReplicated { acked: i64, wanted: u32 },
+    #[error("the vote queue (Redis) is full: its memory limit is reached")]
+    QueueFull(#[source] redis::RedisError),
+    #[error("not safe to acknowledge: {0}")]
+    Unsafe(String),
 }
 
 impl RecordError {
@@ -42,6 +51,8 @@ impl RecordError {
             RecordError::Unreachable(_) => "redis_unreachable",
             RecordError::Refused(_) => "redis_refused",
             RecordError::NotReplicated { .. } => "not_replicated",
+            RecordError::QueueFull(_) => "queue_full",
+            RecordError::Unsafe(_) => "no_agreed_primary",
         }
     }
 }
@@ -52,6 +63,10 @@ impl RecordError {
 struct Current {
     generation: u64,
     conn: MultiplexedConnection,
+    /// The node this connection reached (`replica-announce-ip`), asked once
+    /// at connect when Sentinels are configured: HAProxy keeps a TCP
+    /// connection on one node for its whole life.
+    node: Option<String>,
 }
 
 /// State of connecting, guarded by an async lock so that one request
@@ -72,6 +87,8 @@ pub struct Recorder {
     connecting: Arc<Mutex<Connecting>>,
     response_timeout: Duration,
     replication: Option<mpsc::UnboundedSender<Waiter>>,
+    /// Whether connections must learn which node they reached.
+    sentinels: bool,
     metrics: VoteMetrics,
 }
 
@@ -84,18 +101,23 @@ impl std::fmt::Debug for Recorder {
 }
 
 impl Recorder {
-    /// Starts the shared `WAIT` task when replicas are required.
+    /// Starts the shared `WAIT` task when replicas are required: a fixed
+    /// `min_replicas`, or, with `observations`, as the Sentinels' word
+    /// decides (never fewer than `min_replicas`).
     pub fn new(
         redis: RedisConfig,
         min_replicas: u32,
         wait_timeout: Duration,
+        observations: Option<Observations>,
         metrics: VoteMetrics,
     ) -> Recorder {
-        let replication = (min_replicas > 0).then(|| {
+        let sentinels = observations.is_some();
+        let replication = (min_replicas > 0 || sentinels).then(|| {
             let (tx, rx) = mpsc::unbounded_channel();
             let task = Replication {
                 min_replicas,
                 wait_timeout,
+                observations,
                 metrics: metrics.clone(),
             };
             tokio::spawn(task.run(rx));
@@ -108,6 +130,7 @@ impl Recorder {
             // A WAIT may block its connection for the whole wait timeout.
             response_timeout: wait_timeout + Duration::from_secs(2),
             replication,
+            sentinels,
             metrics,
         }
     }
@@ -133,6 +156,7 @@ impl Recorder {
                 .await;
             match result {
                 Ok(id) => break (id, current),
+                Err(e) if e.code() == Some("OOM") => return Err(RecordError::QueueFull(e)),
                 Err(e) => {
                     self.discard(current.generation);
                     let retry = e.is_io_error()
@@ -167,7 +191,9 @@ impl Recorder {
                 acked: 0,
                 wanted: 1,
             }));
-            if let Err(RecordError::Unreachable(_)) = &outcome {
+            // A connection on the wrong node, or broken, is not used again:
+            // the next one goes through HAProxy to the node it lets in now.
+            if let Err(RecordError::Unreachable(_) | RecordError::Unsafe(_)) = &outcome {
                 self.discard(current.generation);
             }
             outcome?;
@@ -183,16 +209,21 @@ impl Recorder {
         })
     }
 
-    /// `PING` through the same connection, for readiness.
-    pub async fn ping(&self) -> Result<(), RecordError> {
+    /// `INFO memory` through the same connection, for readiness.
+    pub async fn memory(&self) -> Result<Memory, RecordError> {
         let current = self.connection().await?;
         let mut conn = current.conn.clone();
-        let result: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut conn).await;
-        if let Err(e) = result {
-            self.discard(current.generation);
-            return Err(RecordError::Unreachable(e));
+        let result: redis::RedisResult<String> = redis::cmd("INFO")
+            .arg("memory")
+            .query_async(&mut conn)
+            .await;
+        match result {
+            Ok(info) => Ok(Memory::from_info(&info)),
+            Err(e) => {
+                self.discard(current.generation);
+                Err(RecordError::Unreachable(e))
+            }
         }
-        Ok(())
     }
 
     /// The live connection, connecting (once, for all waiting requests) if
@@ -215,13 +246,21 @@ impl Recorder {
                 "Redis was unreachable moments ago",
             ))));
         }
-        match self.redis.connect(self.response_timeout).await {
-            Ok(conn) => {
+        let connected = match self.redis.connect(self.response_timeout).await {
+            Ok(mut conn) if self.sentinels => {
+                node_name(&mut conn).await.map(|name| (conn, Some(name)))
+            }
+            Ok(conn) => Ok((conn, None)),
+            Err(e) => Err(e),
+        };
+        match connected {
+            Ok((conn, node)) => {
                 connecting.generation += 1;
                 connecting.last_failure = None;
                 let current = Current {
                     generation: connecting.generation,
                     conn,
+                    node,
                 };
                 *self.slot() = Some(current.clone());
                 Ok(current)
@@ -253,6 +292,44 @@ impl Recorder {
     }
 }
 
+/// The name the node behind `conn` announces to its primary and the
+/// Sentinels (`replica-announce-ip`).
+async fn node_name(conn: &mut MultiplexedConnection) -> redis::RedisResult<String> {
+    let pair: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("replica-announce-ip")
+        .query_async(conn)
+        .await?;
+    Ok(pair.get(1).cloned().unwrap_or_default())
+}
+
+/// How full the primary's memory is (`INFO memory`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Memory {
+    pub used: u64,
+    /// `maxmemory`; 0 when unlimited.
+    pub limit: u64,
+}
+
+impl Memory {
+    pub fn from_info(info: &str) -> Memory {
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|l| l.trim().strip_prefix(name)?.strip_prefix(':')?.parse().ok())
+                .unwrap_or(0)
+        };
+        Memory {
+            used: field("used_memory"),
+            limit: field("maxmemory"),
+        }
+    }
+
+    /// Redis refuses new votes (`OOM`, with `noeviction`) above the limit.
+    pub fn full(&self) -> bool {
+        self.limit > 0 && self.used >= self.limit
+    }
+}
+
 /// A request whose `XADD` succeeded and that now waits for replication.
 struct Waiter {
     current: Current,
@@ -263,6 +340,7 @@ struct Waiter {
 struct Replication {
     min_replicas: u32,
     wait_timeout: Duration,
+    observations: Option<Observations>,
     metrics: VoteMetrics,
 }
 
@@ -283,8 +361,7 @@ impl Replication {
                     .into_iter()
                     .partition(|w| w.current.generation == generation);
                 batch = rest;
-                let mut conn = same[0].current.conn.clone();
-                let outcome = self.wait(&mut conn).await;
+                let outcome = self.confirm(&same[0].current).await;
                 self.metrics.wait_batch_size.observe(same.len() as f64);
                 for waiter in same {
                     let result = match &outcome {
@@ -297,22 +374,57 @@ impl Replication {
         }
     }
 
-    async fn wait(&self, conn: &mut MultiplexedConnection) -> Result<(), RecordError> {
+    /// Whether the writes on `current` so far are safe to acknowledge.
+    async fn confirm(&self, current: &Current) -> Result<(), RecordError> {
+        let wanted = match self.verdict(current) {
+            Verdict::Wait { replicas } => replicas,
+            Verdict::Refuse(why) => return Err(RecordError::Unsafe(why)),
+        };
+        self.metrics.replicas_required.set(i64::from(wanted));
         let timeout_ms = u64::try_from(self.wait_timeout.as_millis()).unwrap_or(u64::MAX);
         let acked: i64 = redis::cmd("WAIT")
-            .arg(self.min_replicas)
+            .arg(wanted)
             .arg(timeout_ms)
-            .query_async(conn)
+            .query_async(&mut current.conn.clone())
             .await
             .map_err(RecordError::Unreachable)?;
-        if acked >= i64::from(self.min_replicas) {
-            Ok(())
-        } else {
-            Err(RecordError::NotReplicated {
-                acked,
-                wanted: self.min_replicas,
-            })
+        if acked < i64::from(wanted) {
+            return Err(RecordError::NotReplicated { acked, wanted });
         }
+        // A failover may have begun while the WAIT ran.
+        match self.verdict(current) {
+            Verdict::Wait { .. } => Ok(()),
+            Verdict::Refuse(why) => Err(RecordError::Unsafe(why)),
+        }
+    }
+
+    /// The rule applied to the latest observation, or the fixed count
+    /// without Sentinels.
+    fn verdict(&self, current: &Current) -> Verdict {
+        let Some(observations) = &self.observations else {
+            return Verdict::Wait {
+                replicas: self.min_replicas,
+            };
+        };
+        let latest = observations.borrow().clone();
+        let Some(seen) = latest.filter(|o| o.at.elapsed() <= MAX_AGE) else {
+            return Verdict::Refuse(format!(
+                "the Sentinels have not been heard for over {} ms",
+                MAX_AGE.as_millis()
+            ));
+        };
+        // What the named primary told the watch, if this connection is on
+        // it; otherwise only the name, which the rule refuses.
+        let unknown = sentinel::NodeReport {
+            name: current.node.clone().unwrap_or_default(),
+            ..sentinel::NodeReport::default()
+        };
+        let node = seen
+            .primary
+            .as_ref()
+            .filter(|p| p.name == unknown.name)
+            .unwrap_or(&unknown);
+        sentinel::decide(&seen.sentinels, node, self.min_replicas)
     }
 }
 
@@ -334,6 +446,34 @@ impl RecordError {
                 acked: *acked,
                 wanted: *wanted,
             },
+            RecordError::QueueFull(e) => RecordError::QueueFull(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "queue full",
+                e.to_string(),
+            ))),
+            RecordError::Unsafe(why) => RecordError::Unsafe(why.clone()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Memory;
+
+    #[test]
+    fn memory_is_full_at_the_limit_only() {
+        let info = |used: u64, limit: u64| {
+            format!(
+                "# Memory\r\nused_memory:{used}\r\nused_memory_human:1M\r\nmaxmemory:{limit}\r\n"
+            )
+        };
+        assert_eq!(
+            Memory::from_info(&info(5, 10)),
+            Memory { used: 5, limit: 10 }
+        );
+        assert!(!Memory::from_info(&info(5, 10)).full());
+        assert!(Memory::from_info(&info(10, 10)).full());
+        assert!(!Memory::from_info(&info(10, 0)).full(), "0 is no limit");
+        assert_eq!(Memory::from_info("garbage"), Memory::default());
     }
 }

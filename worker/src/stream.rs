@@ -230,12 +230,15 @@ impl Stream {
 
     /// Removes acknowledged entries from the stream and reports the queue
     /// depth. Everything below both the oldest pending entry and the group's
-    /// last delivered id has been acknowledged; one `MULTI` reads both at one
-    /// instant, so nothing delivered but unacknowledged is ever trimmed.
+    /// last delivered id has been acknowledged. The group is read *before*
+    /// the pending list, in one pipeline: an entry at or below that last
+    /// delivered id that is still unacknowledged is then in the pending list
+    /// read after it, so nothing delivered but unacknowledged is ever
+    /// trimmed. (Not a `MULTI`: Redis refuses every command of a
+    /// transaction at its memory limit, when trimming matters most.)
     pub async fn trim(&mut self) -> anyhow::Result<i64> {
         let mut conn = self.conn().await?;
         let result: redis::RedisResult<(Value, Value, i64)> = redis::pipe()
-            .atomic()
             .cmd("XINFO")
             .arg("GROUPS")
             .arg(queue::STREAM)
@@ -335,7 +338,27 @@ impl Stream {
 
 /// Creates the stream and the group, from the start of the stream so that
 /// votes queued before any worker ever ran are not skipped.
+///
+/// When the group is there already, nothing is written: `XGROUP CREATE` is
+/// refused (`OOM`) while Redis is at its memory limit, and the worker is
+/// what frees that memory, so a reconnect must not depend on it.
 async fn create_group(conn: &mut MultiplexedConnection) -> anyhow::Result<()> {
+    let groups: redis::RedisResult<Vec<std::collections::HashMap<String, redis::Value>>> =
+        redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(queue::STREAM)
+            .query_async(conn)
+            .await;
+    let exists = groups.is_ok_and(|groups| {
+        groups.iter().any(|g| {
+            g.get("name").is_some_and(|n| {
+                redis::from_redis_value::<String>(n.clone()).is_ok_and(|n| n == queue::GROUP)
+            })
+        })
+    });
+    if exists {
+        return Ok(());
+    }
     let created: redis::RedisResult<()> = redis::cmd("XGROUP")
         .arg("CREATE")
         .arg(queue::STREAM)

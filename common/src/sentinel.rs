@@ -1,0 +1,497 @@
+//! When a vote written to a Redis node is safe to acknowledge: the rule, as
+//! a pure function of what the Sentinels and the node said.
+//!
+//! Sentinel is not a consensus system. `WAIT 1` on the primary proves that
+//! *some* replica holds a vote, not that the replica the Sentinels promote
+//! next holds it. Two ways to lose an acknowledged vote follow from that,
+//! both seen or reasoned about in this project:
+//!
+//! - The primary freezes; the Sentinels promote one replica (R2). The
+//!   primary thaws before the other replica (R3) is re-pointed. A vote then
+//!   written to the old primary is confirmed by R3, and lost when R3 full-
+//!   resyncs from R2, whose history forked before it.
+//! - The Sentinels pick the replica to promote from an `INFO` that may be a
+//!   second old; the replica that confirmed a vote may not be the one
+//!   promoted.
+//!
+//! The rule that closes both: **wait for every replica that could be
+//! promoted**, and only on the node a majority of the Sentinels names.
+//! A replica that stopped replicating because it was promoted never
+//! confirms, so the `WAIT` fails and the vote is refused; a vote confirmed
+//! by every promotable replica survives whichever one is promoted. A
+//! replica leaves the count only when it cannot be promoted or cannot
+//! confirm anything any more:
+//!
+//! - a majority of all Sentinels report it down or disconnected (Sentinel
+//!   never promotes such a replica), or
+//! - the primary itself reports its link silent for longer than
+//!   [`LINK_SILENT_S`] (a replica cut off from the primary alone: without
+//!   this, one such cut would stop every vote until `repl-timeout`).
+//!
+//! A replica the primary does not list at all (it was just promoted, or is
+//! restarting) stays counted: that is the failover window itself. And while
+//! any Sentinel reports a failover under way, nothing is acknowledged.
+//! Everything here concerns one fault at a time; see the README for what two
+//! faults at once can still do.
+
+use std::collections::{BTreeSet, HashMap};
+
+/// A replica whose link the primary reports silent this long (seconds since
+/// its last acknowledgement; replicas acknowledge every second) no longer
+/// counts: it is cut off and cannot confirm anything.
+pub const LINK_SILENT_S: u64 = 2;
+
+/// What one Sentinel said about the monitored primary and its replicas
+/// (`SENTINEL master NAME` and `SENTINEL replicas NAME`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SentinelReport {
+    /// The node this Sentinel names primary (its announced host name).
+    pub primary: String,
+    /// Its flags for the primary: `master`, `s_down`, `o_down`,
+    /// `failover_in_progress`, …
+    pub primary_flags: Vec<String>,
+    /// Every replica it knows, with its flags.
+    pub replicas: Vec<ReplicaReport>,
+}
+
+/// One replica as a Sentinel sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplicaReport {
+    pub name: String,
+    pub flags: Vec<String>,
+}
+
+impl ReplicaReport {
+    /// Down or unreachable in this Sentinel's eyes: never promoted by it.
+    fn unreachable(&self) -> bool {
+        self.flags
+            .iter()
+            .any(|f| matches!(f.as_str(), "s_down" | "o_down" | "disconnected"))
+    }
+}
+
+/// What the node a vote was written to says of itself (`INFO replication`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeReport {
+    /// Its announced name (`replica-announce-ip`).
+    pub name: String,
+    /// `role:master`.
+    pub is_primary: bool,
+    /// Its replicas and the seconds since each last acknowledged (`lag`).
+    pub links: Vec<(String, u64)>,
+}
+
+/// What to do with votes written to a node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Acknowledge after `WAIT replicas`.
+    Wait { replicas: u32 },
+    /// Acknowledge nothing; the reason is for logs and `/readyz`.
+    Refuse(String),
+}
+
+/// The rule. `sentinels` holds one entry per configured Sentinel (`None`:
+/// it did not answer); `node` is what the node written to said;
+/// `min_replicas` is the floor (`VOTE_MIN_REPLICAS`).
+pub fn decide(
+    sentinels: &[Option<SentinelReport>],
+    node: &NodeReport,
+    min_replicas: u32,
+) -> Verdict {
+    let majority = sentinels.len() / 2 + 1;
+    let answered: Vec<&SentinelReport> = sentinels.iter().flatten().collect();
+    if let Some(s) = answered
+        .iter()
+        .find(|s| s.primary_flags.iter().any(|f| f == "failover_in_progress"))
+    {
+        return Verdict::Refuse(format!("a failover of {} is under way", s.primary));
+    }
+    let mut naming: HashMap<&str, usize> = HashMap::new();
+    for s in &answered {
+        *naming.entry(s.primary.as_str()).or_default() += 1;
+    }
+    let Some((&primary, _)) = naming.iter().find(|(_, &n)| n >= majority) else {
+        return Verdict::Refuse(format!(
+            "no majority of the {} Sentinels names one primary ({} answered)",
+            sentinels.len(),
+            answered.len()
+        ));
+    };
+    if node.name != primary {
+        return Verdict::Refuse(format!(
+            "the vote went to {}, but the Sentinels name {primary}",
+            if node.name.is_empty() {
+                "an unknown node"
+            } else {
+                &node.name
+            }
+        ));
+    }
+    if !node.is_primary {
+        return Verdict::Refuse(format!("{primary} does not say it is the primary"));
+    }
+    // Every replica any Sentinel naming this primary knows of.
+    let electors: Vec<&&SentinelReport> =
+        answered.iter().filter(|s| s.primary == primary).collect();
+    let known: BTreeSet<&str> = electors
+        .iter()
+        .flat_map(|s| s.replicas.iter().map(|r| r.name.as_str()))
+        .filter(|name| *name != primary)
+        .collect();
+    let counted = known
+        .into_iter()
+        .filter(|name| {
+            let down = answered
+                .iter()
+                .filter(|s| s.primary == primary)
+                .filter(|s| {
+                    s.replicas
+                        .iter()
+                        .any(|r| r.name == *name && r.unreachable())
+                })
+                .count();
+            let silent = node
+                .links
+                .iter()
+                .any(|(link, lag)| link == name && *lag > LINK_SILENT_S);
+            down < majority && !silent
+        })
+        .count();
+    Verdict::Wait {
+        replicas: u32::try_from(counted).unwrap_or(u32::MAX).max(min_replicas),
+    }
+}
+
+/// Reads a Sentinel's answers: `master` is `SENTINEL master NAME` as
+/// field/value pairs, `replicas` is `SENTINEL replicas NAME`.
+pub fn sentinel_report(
+    master: &HashMap<String, String>,
+    replicas: &[HashMap<String, String>],
+) -> Option<SentinelReport> {
+    let flags = |m: &HashMap<String, String>| -> Vec<String> {
+        m.get("flags")
+            .map(|f| f.split(',').map(str::to_owned).collect())
+            .unwrap_or_default()
+    };
+    Some(SentinelReport {
+        primary: master.get("ip")?.clone(),
+        primary_flags: flags(master),
+        replicas: replicas
+            .iter()
+            .filter_map(|r| {
+                Some(ReplicaReport {
+                    name: r.get("ip")?.clone(),
+                    flags: flags(r),
+                })
+            })
+            .collect(),
+    })
+}
+
+/// Reads `INFO replication` of the node called `name`.
+pub fn node_report(name: &str, info: &str) -> NodeReport {
+    let mut report = NodeReport {
+        name: name.to_owned(),
+        ..NodeReport::default()
+    };
+    for line in info.lines().map(str::trim) {
+        if line == "role:master" {
+            report.is_primary = true;
+        }
+        // slave0:ip=redis-2,port=6379,state=online,offset=123,lag=0
+        if let Some((key, fields)) = line.split_once(':') {
+            if !key.starts_with("slave") || !key[5..].bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            let field = |want: &str| {
+                fields
+                    .split(',')
+                    .find_map(|kv| kv.strip_prefix(want)?.strip_prefix('='))
+            };
+            if let (Some(ip), Some(lag)) = (field("ip"), field("lag")) {
+                report
+                    .links
+                    .push((ip.to_owned(), lag.parse().unwrap_or(u64::MAX)));
+            }
+        }
+    }
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sentinel(primary: &str, flags: &str, replicas: &[(&str, &str)]) -> Option<SentinelReport> {
+        Some(SentinelReport {
+            primary: primary.to_owned(),
+            primary_flags: flags.split(',').map(str::to_owned).collect(),
+            replicas: replicas
+                .iter()
+                .map(|(n, f)| ReplicaReport {
+                    name: (*n).to_owned(),
+                    flags: f.split(',').map(str::to_owned).collect(),
+                })
+                .collect(),
+        })
+    }
+
+    fn node(name: &str, links: &[(&str, u64)]) -> NodeReport {
+        NodeReport {
+            name: name.to_owned(),
+            is_primary: true,
+            links: links.iter().map(|(n, l)| ((*n).to_owned(), *l)).collect(),
+        }
+    }
+
+    const HEALTHY: &[(&str, &str)] = &[("redis-2", "slave"), ("redis-3", "slave")];
+
+    fn all(primary: &str, flags: &str, replicas: &[(&str, &str)]) -> Vec<Option<SentinelReport>> {
+        vec![sentinel(primary, flags, replicas); 3]
+    }
+
+    fn waits(v: &Verdict) -> Option<u32> {
+        match v {
+            Verdict::Wait { replicas } => Some(*replicas),
+            Verdict::Refuse(_) => None,
+        }
+    }
+
+    /// One row: what happens, what the Sentinels say, what the node says,
+    /// and the replicas to wait for (`None`: refuse).
+    type Row = (
+        &'static str,
+        Vec<Option<SentinelReport>>,
+        NodeReport,
+        Option<u32>,
+    );
+
+    #[test]
+    fn table() {
+        let full = node("redis-1", &[("redis-2", 0), ("redis-3", 0)]);
+        let rows: Vec<Row> = vec![
+            (
+                "all healthy: wait for both replicas",
+                all("redis-1", "master", HEALTHY),
+                full.clone(),
+                Some(2),
+            ),
+            (
+                "one Sentinel silent: the other two still decide",
+                vec![
+                    None,
+                    sentinel("redis-1", "master", HEALTHY),
+                    sentinel("redis-1", "master", HEALTHY),
+                ],
+                full.clone(),
+                Some(2),
+            ),
+            (
+                "two Sentinels silent: no majority",
+                vec![None, None, sentinel("redis-1", "master", HEALTHY)],
+                full.clone(),
+                None,
+            ),
+            (
+                "the Sentinels disagree (a switch spreading): no majority, no vote",
+                vec![
+                    sentinel("redis-1", "master", HEALTHY),
+                    sentinel("redis-2", "master", HEALTHY),
+                    None,
+                ],
+                full.clone(),
+                None,
+            ),
+            (
+                "the vote reached a node the Sentinels do not name (an old primary, thawed)",
+                all(
+                    "redis-2",
+                    "master",
+                    &[("redis-1", "slave"), ("redis-3", "slave")],
+                ),
+                full.clone(),
+                None,
+            ),
+            (
+                "a failover under way, seen by its leader only",
+                vec![
+                    sentinel(
+                        "redis-1",
+                        "master,s_down,o_down,failover_in_progress",
+                        HEALTHY,
+                    ),
+                    sentinel("redis-1", "master", HEALTHY),
+                    sentinel("redis-1", "master", HEALTHY),
+                ],
+                full.clone(),
+                None,
+            ),
+            (
+                "a replica just promoted left the primary's list: it still counts, so WAIT fails",
+                all("redis-1", "master", HEALTHY),
+                node("redis-1", &[("redis-3", 0)]),
+                Some(2),
+            ),
+            (
+                "a replica down for a majority of Sentinels no longer counts",
+                all(
+                    "redis-1",
+                    "master",
+                    &[("redis-2", "slave,s_down"), ("redis-3", "slave")],
+                ),
+                node("redis-1", &[("redis-3", 0)]),
+                Some(1),
+            ),
+            (
+                "a replica down for one Sentinel only (that Sentinel is cut off) still counts",
+                vec![
+                    sentinel(
+                        "redis-1",
+                        "master",
+                        &[("redis-2", "slave,s_down"), ("redis-3", "slave,s_down")],
+                    ),
+                    sentinel("redis-1", "master", HEALTHY),
+                    sentinel("redis-1", "master", HEALTHY),
+                ],
+                full.clone(),
+                Some(2),
+            ),
+            (
+                "a replica disconnected from a majority no longer counts",
+                all(
+                    "redis-1",
+                    "master",
+                    &[("redis-2", "slave,disconnected"), ("redis-3", "slave")],
+                ),
+                full.clone(),
+                Some(1),
+            ),
+            (
+                "a replica cut off from the primary alone: silent link, not counted",
+                all("redis-1", "master", HEALTHY),
+                node("redis-1", &[("redis-2", 3), ("redis-3", 0)]),
+                Some(1),
+            ),
+            (
+                "a link silent for exactly the limit still counts",
+                all("redis-1", "master", HEALTHY),
+                node("redis-1", &[("redis-2", LINK_SILENT_S), ("redis-3", 0)]),
+                Some(2),
+            ),
+            (
+                "both replicas gone: the floor of one still applies (min-replicas-to-write)",
+                all(
+                    "redis-1",
+                    "master",
+                    &[("redis-2", "slave,s_down"), ("redis-3", "slave,s_down")],
+                ),
+                node("redis-1", &[]),
+                Some(1),
+            ),
+            (
+                "after a failover the old primary is a known replica: counted until it is down",
+                all(
+                    "redis-2",
+                    "master",
+                    &[("redis-1", "slave"), ("redis-3", "slave")],
+                ),
+                node("redis-2", &[("redis-1", 0), ("redis-3", 0)]),
+                Some(2),
+            ),
+            (
+                "a replica only one Sentinel knows still counts",
+                vec![
+                    sentinel("redis-1", "master", HEALTHY),
+                    sentinel("redis-1", "master", &[("redis-2", "slave")]),
+                    sentinel("redis-1", "master", &[("redis-2", "slave")]),
+                ],
+                full.clone(),
+                Some(2),
+            ),
+            (
+                "the Sentinels list the primary among replicas (stale entry): not counted",
+                all(
+                    "redis-1",
+                    "master",
+                    &[
+                        ("redis-1", "slave"),
+                        ("redis-2", "slave"),
+                        ("redis-3", "slave"),
+                    ],
+                ),
+                full.clone(),
+                Some(2),
+            ),
+            (
+                "a node that says it is a replica",
+                all("redis-1", "master", HEALTHY),
+                NodeReport {
+                    name: "redis-1".into(),
+                    is_primary: false,
+                    links: vec![],
+                },
+                None,
+            ),
+            (
+                "a node whose name is unknown",
+                all("redis-1", "master", HEALTHY),
+                NodeReport::default(),
+                None,
+            ),
+            ("no Sentinel at all", vec![], full.clone(), None),
+        ];
+        for (what, sentinels, node, expected) in rows {
+            let verdict = decide(&sentinels, &node, 1);
+            assert_eq!(waits(&verdict), expected, "{what}: {verdict:?}");
+        }
+    }
+
+    #[test]
+    fn refusals_say_why() {
+        let v = decide(&all("redis-2", "master", HEALTHY), &node("redis-1", &[]), 1);
+        assert_eq!(
+            v,
+            Verdict::Refuse("the vote went to redis-1, but the Sentinels name redis-2".into())
+        );
+    }
+
+    #[test]
+    fn reads_sentinel_answers() {
+        let pairs = |kv: &[(&str, &str)]| -> HashMap<String, String> {
+            kv.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let master = pairs(&[
+            ("name", "swarmvote"),
+            ("ip", "redis-1"),
+            ("flags", "master,s_down"),
+        ]);
+        let replicas = vec![
+            pairs(&[("ip", "redis-2"), ("flags", "slave")]),
+            pairs(&[("name", "no ip field")]),
+        ];
+        let report = sentinel_report(&master, &replicas).expect("has an ip");
+        assert_eq!(report.primary, "redis-1");
+        assert_eq!(report.primary_flags, ["master", "s_down"]);
+        assert_eq!(report.replicas.len(), 1);
+        assert!(sentinel_report(&pairs(&[("flags", "master")]), &[]).is_none());
+    }
+
+    #[test]
+    fn reads_info_replication() {
+        let info = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\n\
+                    slave0:ip=redis-2,port=6379,state=online,offset=10,lag=0\r\n\
+                    slave1:ip=redis-3,port=6379,state=online,offset=9,lag=7\r\n\
+                    slave_read_only:1\r\nmaster_replid:abc\r\n";
+        let r = node_report("redis-1", info);
+        assert!(r.is_primary);
+        assert_eq!(
+            r.links,
+            [("redis-2".to_owned(), 0), ("redis-3".to_owned(), 7)]
+        );
+        let replica = node_report("redis-2", "role:slave\r\nmaster_host:redis-1\r\n");
+        assert!(!replica.is_primary);
+        assert!(replica.links.is_empty());
+    }
+}

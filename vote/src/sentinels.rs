@@ -1,0 +1,249 @@
+//! Watches the Sentinels and the primary they name, for the acknowledgement
+//! rule in [`common::sentinel`].
+//!
+//! Every [`POLL_INTERVAL`] each Sentinel is asked for the primary and its
+//! replicas, and the primary a majority names for its `INFO replication`,
+//! all at once, each on its own connection with a short timeout. The latest
+//! [`Observation`] is published on a watch channel; the recorder reads it
+//! when it decides, so deciding costs no round trip.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::http::Shutdown;
+use common::redis_conn::RedisConfig;
+use common::sentinel::{self, NodeReport, SentinelReport};
+use futures_util::future::join_all;
+use redis::aio::MultiplexedConnection;
+use tokio::sync::watch;
+
+/// How often the Sentinels are asked. A failover shows within this.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// Longest wait for one Sentinel or node to answer.
+const ANSWER_TIMEOUT: Duration = Duration::from_millis(500);
+/// An observation older than this is not trusted: nothing is acknowledged.
+pub const MAX_AGE: Duration = Duration::from_secs(1);
+
+/// Where the Sentinels are and what they watch.
+#[derive(Debug, Clone)]
+pub struct SentinelConfig {
+    /// `host:port` of every Sentinel of the stack (`REDIS_SENTINELS`).
+    pub sentinels: Vec<(String, u16)>,
+    /// The name they monitor the primary under (`REDIS_MASTER_NAME`).
+    pub master: String,
+}
+
+/// What the Sentinels and the named primary said at one moment.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    pub at: Instant,
+    /// One entry per configured Sentinel; `None` when it did not answer.
+    pub sentinels: Vec<Option<SentinelReport>>,
+    /// `INFO replication` of the node a majority names, when it answered.
+    pub primary: Option<NodeReport>,
+}
+
+/// Starts the watch; the receiver always holds the latest observation
+/// (`None` until the first one).
+pub fn watch(
+    config: SentinelConfig,
+    redis: RedisConfig,
+    shutdown: Shutdown,
+) -> watch::Receiver<Option<Arc<Observation>>> {
+    let (tx, rx) = watch::channel(None);
+    tokio::spawn(async move {
+        let mut poller = Poller {
+            config,
+            redis,
+            connections: HashMap::new(),
+        };
+        while !shutdown.is_triggered() {
+            let observation = poller.observe().await;
+            if tx.send(Some(Arc::new(observation))).is_err() {
+                break;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(POLL_INTERVAL) => {}
+                () = shutdown.clone().wait() => break,
+            }
+        }
+    });
+    rx
+}
+
+struct Poller {
+    config: SentinelConfig,
+    redis: RedisConfig,
+    /// Open connections by `host:port`; dropped on any error, so the next
+    /// poll resolves the name again.
+    connections: HashMap<String, MultiplexedConnection>,
+}
+
+impl Poller {
+    async fn observe(&mut self) -> Observation {
+        let at = Instant::now();
+        let asks = self
+            .config
+            .sentinels
+            .clone()
+            .into_iter()
+            .map(|(host, port)| {
+                let conn = self.connections.get(&format!("{host}:{port}")).cloned();
+                let master = self.config.master.clone();
+                let redis = self.redis.clone();
+                async move {
+                    let key = format!("{host}:{port}");
+                    let result = tokio::time::timeout(ANSWER_TIMEOUT, async {
+                        let mut conn = match conn {
+                            Some(c) => c,
+                            None => connect(&redis, &host, port).await?,
+                        };
+                        let (master_fields, replicas): (
+                            HashMap<String, String>,
+                            Vec<HashMap<String, String>>,
+                        ) = redis::pipe()
+                            .cmd("SENTINEL")
+                            .arg("master")
+                            .arg(&master)
+                            .cmd("SENTINEL")
+                            .arg("replicas")
+                            .arg(&master)
+                            .query_async(&mut conn)
+                            .await?;
+                        Ok::<_, redis::RedisError>((conn, master_fields, replicas))
+                    })
+                    .await;
+                    (key, result)
+                }
+            });
+        let mut sentinels = Vec::new();
+        for (key, result) in join_all(asks).await {
+            match result {
+                Ok(Ok((conn, master, replicas))) => {
+                    self.connections.insert(key, conn);
+                    sentinels.push(sentinel::sentinel_report(&master, &replicas));
+                }
+                _ => {
+                    self.connections.remove(&key);
+                    sentinels.push(None);
+                }
+            }
+        }
+        let primary = match named_by_majority(&sentinels) {
+            Some(name) => self.node_report(name).await,
+            None => None,
+        };
+        Observation {
+            at,
+            sentinels,
+            primary,
+        }
+    }
+
+    /// `INFO replication` of node `name`, asked directly.
+    async fn node_report(&mut self, name: String) -> Option<NodeReport> {
+        let port = self.redis.port;
+        let key = format!("{name}:{port}");
+        let conn = self.connections.get(&key).cloned();
+        let result = tokio::time::timeout(ANSWER_TIMEOUT, async {
+            let mut conn = match conn {
+                Some(c) => c,
+                None => connect(&self.redis, &name, port).await?,
+            };
+            let info: String = redis::cmd("INFO")
+                .arg("replication")
+                .query_async(&mut conn)
+                .await?;
+            Ok::<_, redis::RedisError>((conn, info))
+        })
+        .await;
+        match result {
+            Ok(Ok((conn, info))) => {
+                self.connections.insert(key, conn);
+                Some(sentinel::node_report(&name, &info))
+            }
+            _ => {
+                self.connections.remove(&key);
+                None
+            }
+        }
+    }
+}
+
+/// The node a majority of the configured Sentinels names, if any.
+fn named_by_majority(sentinels: &[Option<SentinelReport>]) -> Option<String> {
+    let majority = sentinels.len() / 2 + 1;
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for s in sentinels.iter().flatten() {
+        *counts.entry(s.primary.as_str()).or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .find(|(_, n)| *n >= majority)
+        .map(|(name, _)| name.to_owned())
+}
+
+async fn connect(
+    redis: &RedisConfig,
+    host: &str,
+    port: u16,
+) -> redis::RedisResult<MultiplexedConnection> {
+    let target = RedisConfig {
+        host: host.to_owned(),
+        port,
+        connect_timeout: ANSWER_TIMEOUT,
+        ..redis.clone()
+    };
+    target.connect(ANSWER_TIMEOUT).await
+}
+
+/// Parses `REDIS_SENTINELS`: `host:port` (or `host`, port 26379), separated
+/// by commas or spaces.
+pub fn parse_sentinels(text: &str) -> Result<Vec<(String, u16)>, String> {
+    text.split([',', ' '])
+        .filter(|s| !s.is_empty())
+        .map(|item| {
+            let (host, port) = match item.rsplit_once(':') {
+                Some((h, p)) => (
+                    h,
+                    p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
+                        format!("{item:?}: the port is not a number from 1 to 65535")
+                    })?,
+                ),
+                None => (item, 26379),
+            };
+            let valid = !host.is_empty()
+                && host.len() <= 253
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+            if valid {
+                Ok((host.to_owned(), port))
+            } else {
+                Err(format!("{item:?} is not host:port"))
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentinel_lists() {
+        assert_eq!(
+            parse_sentinels("sentinel-1:26379,sentinel-2 sentinel-3:1").expect("valid"),
+            [
+                ("sentinel-1".to_owned(), 26379),
+                ("sentinel-2".to_owned(), 26379),
+                ("sentinel-3".to_owned(), 1)
+            ]
+        );
+        assert_eq!(parse_sentinels("").expect("empty is valid"), []);
+        for bad in ["s:0", "s:70000", "s:x", ":26379", "a/b", "s;rm -rf"] {
+            assert!(parse_sentinels(bad).is_err(), "{bad} accepted");
+        }
+    }
+}
