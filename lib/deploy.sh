@@ -247,12 +247,20 @@ app_compose_files() {
 
 # Waits until every service of stack $1 runs its replicas and each running
 # task's container is healthy; on timeout shows the failing service's logs.
+# A service whose update Swarm rolled back (its new tasks failed) is an
+# error, not "healthy": the old version still runs.
 wait_stack() {
-  local stack=${1:?missing stack} deadline pending svc started=$SECONDS
+  local stack=${1:?missing stack} deadline pending svc started=$SECONDS since rolled
+  since=$(date -u +%FT%T)
   deadline=$((SECONDS + DEPLOY_TIMEOUT))
   while :; do
     pending=$(unhealthy_services "$stack")
-    [ -z "$pending" ] && { step "stack $stack is healthy"; return 0; }
+    if [ -z "$pending" ]; then
+      rolled=$(rolled_back_services "$stack" "$since")
+      [ -z "$rolled" ] || die "Swarm rolled back the update of $rolled: the new tasks failed their health check. The old version still runs; see ./deploy.sh logs SERVICE, and docker service ps --no-trunc SERVICE"
+      step "stack $stack is healthy"
+      return 0
+    fi
     if [ "$SECONDS" -ge "$deadline" ]; then
       for svc in $pending; do
         printf '\n--- %s: tasks ---\n' "$svc" >&2
@@ -267,6 +275,18 @@ wait_stack() {
   done
 }
 
+# Prints the services of stack $1 whose update was rolled back after time
+# $2 (UTC, 2006-01-02T15:04:05).
+rolled_back_services() {
+  local stack=${1:?missing stack} since=${2:?missing time} name state at
+  for name in $(docker stack services --format '{{.Name}}' "$stack" 2>/dev/null); do
+    state="" at=""
+    read -r state at < <(docker service inspect --format '{{if .UpdateStatus}}{{.UpdateStatus.State}} {{.UpdateStatus.CompletedAt.UTC.Format "2006-01-02T15:04:05"}}{{end}}' "$name" 2>/dev/null) || true
+    [[ "${state:-}" == rollback_* && "${at:-}" > "$since" ]] && printf '%s ' "$name"
+  done
+  return 0
+}
+
 # Prints the services of stack $1 that do not yet run all their replicas.
 # A task with a health check counts as running only once it is healthy.
 unhealthy_services() {
@@ -276,7 +296,7 @@ unhealthy_services() {
     desired=${replicas#*/}
     # An update in progress still counts the old tasks as running.
     if [ "$running" -lt "$desired" ] \
-      || [ "$(docker service inspect --format '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}' "$name" 2>/dev/null)" = updating ]; then
+      || [[ "$(docker service inspect --format '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}' "$name" 2>/dev/null)" =~ ^(updating|rollback_started)$ ]]; then
       printf '%s ' "$name"
     fi
   done

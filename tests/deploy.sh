@@ -278,6 +278,14 @@ check "no acknowledged vote lost" test "$lost" -eq 0
 echo "deploy: Redis failover under load (tests/redis-failover.sh)"
 check "every Redis failover scenario keeps every acknowledged vote" tests/redis-failover.sh
 
+echo "deploy: the fault harness against Redis (tests/faults/redis.sh, a short schedule)"
+# The windows where acknowledged votes were lost, and durations around the
+# Sentinels' failover (about 3.5 s); the seed is random and printed.
+check "a short seeded fault schedule against Redis keeps every acknowledged vote" \
+  env COUNT="${FAULT_COUNT:-6}" SWEEP_FROM_MS=2500 SWEEP_TO_MS=4500 SWEEP_STEP_MS=1000 \
+  KINDS=thaw-at-switch,break-new-primary,kill,freeze:swept,cut-from-sentinels:swept,replica-cut-from-primary:swept \
+  tests/faults/redis.sh
+
 echo "deploy: PostgreSQL failover under load (tests/postgres-failover.sh)"
 check "every PostgreSQL failover scenario keeps every acknowledged vote" tests/postgres-failover.sh
 

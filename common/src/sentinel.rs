@@ -26,7 +26,9 @@
 //!   never promotes such a replica), or
 //! - the primary itself reports its link silent for longer than
 //!   [`LINK_SILENT_S`] (a replica cut off from the primary alone: without
-//!   this, one such cut would stop every vote until `repl-timeout`).
+//!   this, one such cut would stop every vote until `repl-timeout`), or
+//!   still copying the primary's data (a restarted replica: it holds less
+//!   than the other one, and Sentinel promotes the replica with the most).
 //!
 //! A replica the primary does not list at all (it was just promoted, or is
 //! restarting) stays counted: that is the failover window itself. And while
@@ -77,8 +79,24 @@ pub struct NodeReport {
     pub name: String,
     /// `role:master`.
     pub is_primary: bool,
-    /// Its replicas and the seconds since each last acknowledged (`lag`).
-    pub links: Vec<(String, u64)>,
+    /// Its replicas: name, seconds since each last acknowledged (`lag`),
+    /// and whether it is `online` (not still copying the data).
+    pub links: Vec<Link>,
+}
+
+/// One replica as the primary lists it (`slaveN:` of `INFO replication`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Link {
+    pub name: String,
+    pub lag_s: u64,
+    pub online: bool,
+}
+
+impl Link {
+    /// It confirms nothing now: cut off, or still copying the data.
+    fn useless(&self) -> bool {
+        !self.online || self.lag_s > LINK_SILENT_S
+    }
 }
 
 /// What to do with votes written to a node.
@@ -150,11 +168,8 @@ pub fn decide(
                         .any(|r| r.name == *name && r.unreachable())
                 })
                 .count();
-            let silent = node
-                .links
-                .iter()
-                .any(|(link, lag)| link == name && *lag > LINK_SILENT_S);
-            down < majority && !silent
+            let useless = node.links.iter().any(|l| l.name == *name && l.useless());
+            down < majority && !useless
         })
         .count();
     Verdict::Wait {
@@ -209,9 +224,11 @@ pub fn node_report(name: &str, info: &str) -> NodeReport {
                     .find_map(|kv| kv.strip_prefix(want)?.strip_prefix('='))
             };
             if let (Some(ip), Some(lag)) = (field("ip"), field("lag")) {
-                report
-                    .links
-                    .push((ip.to_owned(), lag.parse().unwrap_or(u64::MAX)));
+                report.links.push(Link {
+                    name: ip.to_owned(),
+                    lag_s: lag.parse().unwrap_or(u64::MAX),
+                    online: field("state") == Some("online"),
+                });
             }
         }
     }
@@ -240,7 +257,14 @@ mod tests {
         NodeReport {
             name: name.to_owned(),
             is_primary: true,
-            links: links.iter().map(|(n, l)| ((*n).to_owned(), *l)).collect(),
+            links: links
+                .iter()
+                .map(|(n, l)| Link {
+                    name: (*n).to_owned(),
+                    lag_s: *l,
+                    online: true,
+                })
+                .collect(),
         }
     }
 
@@ -269,7 +293,8 @@ mod tests {
     #[test]
     fn table() {
         let full = node("redis-1", &[("redis-2", 0), ("redis-3", 0)]);
-        let rows: Vec<Row> = vec![
+        let rows: Vec<Row> =
+            vec![
             (
                 "all healthy: wait for both replicas",
                 all("redis-1", "master", HEALTHY),
@@ -370,6 +395,18 @@ mod tests {
                 "a replica cut off from the primary alone: silent link, not counted",
                 all("redis-1", "master", HEALTHY),
                 node("redis-1", &[("redis-2", 3), ("redis-3", 0)]),
+                Some(1),
+            ),
+            (
+                "a replica still copying the data (restarted): not counted",
+                all("redis-1", "master", HEALTHY),
+                NodeReport {
+                    links: vec![
+                        Link { name: "redis-2".into(), lag_s: 0, online: false },
+                        Link { name: "redis-3".into(), lag_s: 0, online: true },
+                    ],
+                    ..full.clone()
+                },
                 Some(1),
             ),
             (
@@ -482,14 +519,16 @@ mod tests {
     fn reads_info_replication() {
         let info = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\n\
                     slave0:ip=redis-2,port=6379,state=online,offset=10,lag=0\r\n\
-                    slave1:ip=redis-3,port=6379,state=online,offset=9,lag=7\r\n\
+                    slave1:ip=redis-3,port=6379,state=send_bulk,offset=9,lag=7\r\n\
                     slave_read_only:1\r\nmaster_replid:abc\r\n";
         let r = node_report("redis-1", info);
         assert!(r.is_primary);
-        assert_eq!(
-            r.links,
-            [("redis-2".to_owned(), 0), ("redis-3".to_owned(), 7)]
-        );
+        let links: Vec<_> = r
+            .links
+            .iter()
+            .map(|l| (l.name.as_str(), l.lag_s, l.online))
+            .collect();
+        assert_eq!(links, [("redis-2", 0, true), ("redis-3", 7, false)]);
         let replica = node_report("redis-2", "role:slave\r\nmaster_host:redis-1\r\n");
         assert!(!replica.is_primary);
         assert!(replica.links.is_empty());

@@ -6,3 +6,4 @@
 pub mod audit;
 pub mod record;
 pub mod run;
+pub mod schedule;

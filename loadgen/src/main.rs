@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use loadgen::{audit, record, run};
+use loadgen::{audit, record, run, schedule};
 
 fn usage() -> &'static str {
     "Usage:
@@ -16,7 +16,11 @@ fn usage() -> &'static str {
       FILE of 'voter vote' lines (from PostgreSQL): exits 1 unless every voter's
       latest acknowledged vote is stored
   loadgen recovery --log FILE --fault-ms MS [--until-ms MS]
-      time from the fault to the first acknowledged vote after the last failure"
+      time from the fault to the first acknowledged vote after the last failure
+  loadgen schedule --seed N --count N --kinds KIND[:swept],...
+                   [--from-ms MS] [--to-ms MS] [--step-ms MS]
+      prints 'kind duration_ms' lines: swept kinds at every duration of the
+      sweep, shuffled by the seed (tests/faults/)"
 }
 
 /// `--name value` pairs.
@@ -129,6 +133,28 @@ fn cmd_audit(args: &Args) -> anyhow::Result<bool> {
     Ok(result.passed())
 }
 
+fn cmd_schedule(args: &Args) -> anyhow::Result<bool> {
+    args.only(&["seed", "count", "kinds", "from-ms", "to-ms", "step-ms"])?;
+    let default = schedule::Sweep::default();
+    let sweep = schedule::Sweep {
+        from_ms: args.number("from-ms", default.from_ms)?,
+        to_ms: args.number("to-ms", default.to_ms)?,
+        step_ms: args.number("step-ms", default.step_ms)?,
+    };
+    anyhow::ensure!(
+        sweep.step_ms > 0 && sweep.from_ms <= sweep.to_ms && sweep.to_ms <= 600_000,
+        "the sweep must step by more than 0 ms from --from-ms up to --to-ms (at most 600000)"
+    );
+    let count: usize = args.number("count", 0)?;
+    anyhow::ensure!((1..=10_000).contains(&count), "--count must be 1 to 10000");
+    let seed: u64 = args.required("seed")?.parse().context("--seed: a number")?;
+    let kinds = schedule::parse_kinds(args.required("kinds")?)?;
+    for fault in schedule::schedule(seed, count, &kinds, sweep) {
+        println!("{} {}", fault.kind, fault.duration_ms);
+    }
+    Ok(true)
+}
+
 fn cmd_recovery(args: &Args) -> anyhow::Result<bool> {
     args.only(&["log", "fault-ms", "until-ms"])?;
     let records = record::parse_log(&read(args.required("log")?)?)?;
@@ -162,6 +188,7 @@ async fn main() -> ExitCode {
             "run" => cmd_run(&args).await,
             "audit" => cmd_audit(&args),
             "recovery" => cmd_recovery(&args),
+            "schedule" => cmd_schedule(&args),
             "-h" | "--help" => {
                 println!("{}", usage());
                 Ok(true)

@@ -1,0 +1,208 @@
+#!/usr/bin/env bash
+# The fault harness against the deployed redis stack (tests/faults/lib.sh
+# runs the schedule and the checks). Alone, against ./deploy.sh's
+# deployment:
+#   TEST_HTTPS_PORT=443 SEED=42 COUNT=40 tests/faults/redis.sh
+# Settings (environment): SEED (default: random, printed; the same seed
+# replays the same schedule), COUNT (faults, default 8), KINDS (default:
+# every kind below), SWEEP_FROM_MS / SWEEP_TO_MS / SWEEP_STEP_MS (durations
+# of the swept kinds, default 1000 / 10000 / 500), RECORD=1 (append the
+# table to bench/RESULTS.md).
+#
+# Fault kinds (":swept" ones last a swept duration):
+#   kill                        the primary's container killed (Swarm restarts it)
+#   restart                     the primary's container restarted at once
+#   freeze:swept                the primary frozen (docker pause)
+#   cut:swept                   the primary cut off the network
+#   cut-from-sentinels:swept    the primary cut off from the Sentinels only
+#   starve:swept                the primary given 1 % of a CPU
+#   replica-freeze:swept        a replica frozen
+#   replica-cut-from-primary:swept  a replica cut off from the primary only
+#   thaw-at-switch              the primary frozen, and thawed the moment a
+#                               Sentinel names its successor (the window
+#                               where acknowledged votes were lost)
+#   break-new-primary           the primary frozen until a successor is
+#                               named, then the successor killed at once
+#   sentinel-away-kill          one Sentinel taken away, then the primary killed
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+# shellcheck source=tests/lib.sh
+source tests/lib.sh
+# shellcheck source=tests/redis-lib.sh
+source tests/redis-lib.sh
+# shellcheck source=tests/faults/lib.sh
+source tests/faults/lib.sh
+
+readonly ALL_KINDS="kill,restart,freeze:swept,cut:swept,cut-from-sentinels:swept,starve:swept,replica-freeze:swept,replica-cut-from-primary:swept,thaw-at-switch,break-new-primary,sentinel-away-kill"
+
+# Runs a bash script in a running container of the redis stack (a Sentinel,
+# else a proxy) with REDISCLI_AUTH set; "$@" are the script's arguments.
+in_redis_stack() {
+  local script=$1 id s
+  shift
+  for s in redis_sentinel-1 redis_sentinel-2 redis_sentinel-3 redis_redis-master; do
+    id=$(container_of "$s")
+    [ -n "$id" ] && break
+  done
+  docker exec "$id" bash -c "export REDISCLI_AUTH=\$(cat /run/secrets/redis_password); $script" _ "$@" 2>/dev/null
+}
+
+# Prints the node each reachable Sentinel names, one per line.
+sentinels_name() {
+  # shellcheck disable=SC2016 # expanded inside the container
+  in_redis_stack 'for s in sentinel-1 sentinel-2 sentinel-3; do
+      timeout 1 redis-cli --no-auth-warning -h "$s" -p 26379 SENTINEL get-master-addr-by-name swarmvote 2>/dev/null | head -n 1
+    done' | tr -d '\r' | grep -v '^$' || true
+}
+
+# The node a majority (2 of 3) of the Sentinels names.
+tier_primary() { sentinels_name | sort | uniq -c | awk '$1 >= 2 { print $2; exit }'; }
+
+# Whole: three nodes online, the Sentinels agree, both proxies healthy.
+tier_whole() {
+  for _ in $(seq 1 90); do
+    if wait_whole_once && [ "$(docker ps -q --filter label=com.docker.swarm.service.name=redis_redis-master --filter health=healthy | wc -l)" -eq 2 ] \
+      && [ "$(sentinels_name | sort -u | wc -l)" -eq 1 ] && [ "$(sentinels_name | wc -l)" -eq 3 ]; then
+      return 0
+    fi
+    sleep 1
+  done
+  return 1
+}
+wait_whole_once() {
+  local p
+  p=$(tier_primary)
+  [ -n "$p" ] && [ "$(sentinel_cli -h "$p" INFO replication 2>/dev/null | grep -c 'state=online')" -eq 2 ]
+}
+
+# Drained: on the primary the Sentinels name, the group has been delivered
+# everything the stream ever held and nothing is pending.
+tier_drained() {
+  local p state
+  for _ in $(seq 1 $((DRAIN_BOUND_S * 2))); do
+    p=$(tier_primary)
+    # shellcheck disable=SC2016 # expanded inside the container
+    state=$(in_redis_stack 'cli() { redis-cli --no-auth-warning -h "$1" "${@:2}" | tr -d "\r"; }
+        generated=$(cli "$1" XINFO STREAM votes | sed -n "/^last-generated-id$/{n;p}")
+        cli "$1" XINFO GROUPS votes | awk -v g="$generated" "
+          prev == \"last-delivered-id\" { d = \$0 } prev == \"pending\" { p = \$0 } { prev = \$0 }
+          END { print (d == g && p == 0) ? \"drained\" : \"queued\" }"' "$p" || true)
+    [ "$state" = drained ] && return 0
+    sleep 0.5
+  done
+  return 1
+}
+
+# One sample of every proxy and node at once, from inside the stack: the
+# nodes each HAProxy has in rotation, and which nodes say role:master.
+# Appends "ms writers union masters": writers is how many distinct nodes
+# any proxy lets clients write to.
+tier_sample() {
+  local line
+  # shellcheck disable=SC2016 # expanded inside the container
+  line=$(in_redis_stack 'union=""
+    for ip in $(getent ahosts redis-master | awk "{ print \$1 }" | sort -u); do
+      exec 3<>"/dev/tcp/$ip/8404" || continue
+      printf "GET /redis;csv HTTP/1.0\r\n\r\n" >&3
+      up=$(timeout 1 cat <&3 | awk -F, "\$1 == \"primary\" && \$2 ~ /^redis-/ && \$18 ~ /^UP/ { print \$2 }")
+      exec 3<&-
+      union="$union $up"
+    done
+    masters=""
+    for n in redis-1 redis-2 redis-3; do
+      timeout 1 redis-cli --no-auth-warning -h "$n" INFO replication 2>/dev/null | grep -q "^role:master" && masters="$masters,$n"
+    done
+    set -- $(tr " " "\n" <<<"$union" | grep . | sort -u)
+    printf "%s %s %s\n" "$#" "$(IFS=,; echo "${*:-none}")" "${masters#,}"') || return 0
+  [ -n "$line" ] && printf '%s %s\n' "$(now_ms)" "$line" >>"$1"
+}
+
+# --- Faults: $1 the primary's name, $2 the duration in seconds. ---
+
+id_of() { container_of "redis_$1"; }
+# A replica of primary $1 (the first other node).
+replica_of() { local n; for n in redis-1 redis-2 redis-3; do [ "$n" != "$1" ] && { echo "$n"; return; }; done; }
+
+# cut_from ID ACTION PEER...: drops packets between container ID and the
+# peers (service names, resolved inside the container), both ways.
+cut_from() {
+  local id=$1 action=$2 pid peer ip
+  shift 2
+  pid=$(docker inspect --format '{{.State.Pid}}' "$id")
+  for peer in "$@"; do
+    for ip in $(docker exec "$id" getent ahosts "$peer" | awk '{ print $1 }' | sort -u); do
+      nsenter -t "$pid" -n iptables "$action" INPUT -s "$ip" -j DROP
+      nsenter -t "$pid" -n iptables "$action" OUTPUT -d "$ip" -j DROP
+    done
+  done
+}
+
+fault_kill() { docker kill "$(id_of "$1")" >/dev/null; }
+fault_restart() { docker restart -t 0 "$(id_of "$1")" >/dev/null; }
+fault_freeze() { local id; id=$(id_of "$1"); docker pause "$id" >/dev/null; sleep "$2"; docker unpause "$id" >/dev/null; }
+fault_cut() { local id; id=$(id_of "$1"); partition "$id" -I; sleep "$2"; partition "$id" -D; }
+fault_cut_from_sentinels() {
+  local id
+  id=$(id_of "$1")
+  cut_from "$id" -I sentinel-1 sentinel-2 sentinel-3
+  sleep "$2"
+  cut_from "$id" -D sentinel-1 sentinel-2 sentinel-3
+}
+fault_starve() {
+  local id
+  id=$(id_of "$1")
+  docker update --cpus 0.01 "$id" >/dev/null
+  sleep "$2"
+  docker update --cpus 0 "$id" >/dev/null
+}
+fault_replica_freeze() { fault_freeze "$(replica_of "$1")" "$2"; }
+fault_replica_cut_from_primary() {
+  local id
+  id=$(id_of "$(replica_of "$1")")
+  cut_from "$id" -I "$1"
+  sleep "$2"
+  cut_from "$id" -D "$1"
+}
+# Waits (30 s at most) until a Sentinel names another node than $1; prints it.
+named_other_than() {
+  # shellcheck disable=SC2016 # expanded inside the container
+  in_redis_stack 'for _ in $(seq 1 600); do
+      for s in sentinel-1 sentinel-2 sentinel-3; do
+        n=$(timeout 0.5 redis-cli --no-auth-warning -h "$s" -p 26379 SENTINEL get-master-addr-by-name swarmvote 2>/dev/null | head -n 1 | tr -d "\r")
+        [ -n "$n" ] && [ "$n" != "$1" ] && { echo "$n"; exit 0; }
+      done
+      sleep 0.05
+    done; exit 1' "$1"
+}
+fault_thaw_at_switch() {
+  local id
+  id=$(id_of "$1")
+  docker pause "$id" >/dev/null
+  named_other_than "$1" >/dev/null || true
+  docker unpause "$id" >/dev/null
+}
+fault_break_new_primary() {
+  local id new
+  id=$(id_of "$1")
+  docker pause "$id" >/dev/null
+  new=$(named_other_than "$1" || true)
+  [ -z "$new" ] || docker kill "$(id_of "$new")" >/dev/null
+  docker unpause "$id" >/dev/null
+}
+fault_sentinel_away_kill() {
+  docker service scale --detach=true redis_sentinel-3=0 >/dev/null
+  sleep 2
+  now_ms >"$FAULT_DIR/effective"
+  docker kill "$(id_of "$1")" >/dev/null
+  named_other_than "$1" >/dev/null || true
+  docker service scale --detach=true redis_sentinel-3=1 >/dev/null
+}
+
+main() {
+  local seed=${SEED:-$((RANDOM * 32768 + RANDOM))}
+  harness redis "$seed" "${COUNT:-8}" "${KINDS:-$ALL_KINDS}"
+  [ -z "${RECORD:-}" ] || record_results redis "$seed" "${KINDS:-$ALL_KINDS}"
+  report "fault harness (redis)" "seed $seed; rows in $FAULT_ARTIFACTS/rows.txt"
+}
+
+main "$@"
