@@ -275,15 +275,15 @@ done
 echo "    acknowledged $(grep -c '^200 ' "$ARTIFACTS/load.all" || true) / lost $lost"
 check "no acknowledged vote lost" test "$lost" -eq 0
 
-echo "deploy: Redis failover under load (tests/redis-failover.sh)"
-check "every Redis failover scenario keeps every acknowledged vote" tests/redis-failover.sh
+echo "deploy: Redis bad input (tests/redis-bad-input.sh)"
+check "bad Redis input is refused and votes keep flowing" tests/redis-bad-input.sh
 
 echo "deploy: the fault harness against Redis (tests/faults/redis.sh, a short schedule)"
 # The windows where acknowledged votes were lost, and durations around the
 # Sentinels' failover (about 3.5 s); the seed is random and printed.
 check "a short seeded fault schedule against Redis keeps every acknowledged vote" \
-  env COUNT="${FAULT_COUNT:-6}" SWEEP_FROM_MS=2500 SWEEP_TO_MS=4500 SWEEP_STEP_MS=1000 \
-  KINDS=thaw-at-switch,break-new-primary,kill,freeze:swept,cut-from-sentinels:swept,replica-cut-from-primary:swept \
+  env COUNT="${FAULT_COUNT:-9}" SWEEP_FROM_MS=2500 SWEEP_TO_MS=4500 SWEEP_STEP_MS=1000 \
+  KINDS=thaw-at-switch,break-new-primary,kill,sentinel-away-kill,freeze:swept,cut:swept,cut-from-sentinels:swept,replica-cut-from-primary:swept \
   tests/faults/redis.sh
 
 echo "deploy: PostgreSQL failover under load (tests/postgres-failover.sh)"

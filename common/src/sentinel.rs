@@ -168,7 +168,10 @@ pub fn decide(
                         .any(|r| r.name == *name && r.unreachable())
                 })
                 .count();
-            let useless = node.links.iter().any(|l| l.name == *name && l.useless());
+            // A restarted replica can be listed twice until its old link
+            // times out: it is useless only if no link of it is any good.
+            let mut links = node.links.iter().filter(|l| l.name == *name).peekable();
+            let useless = links.peek().is_some() && links.all(Link::useless);
             down < majority && !useless
         })
         .count();
@@ -408,6 +411,12 @@ mod tests {
                     ..full.clone()
                 },
                 Some(1),
+            ),
+            (
+                "a restarted replica listed twice, its old link silent: it counts",
+                all("redis-1", "master", HEALTHY),
+                node("redis-1", &[("redis-2", 30), ("redis-2", 0), ("redis-3", 0)]),
+                Some(2),
             ),
             (
                 "a link silent for exactly the limit still counts",

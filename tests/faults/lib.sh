@@ -103,7 +103,7 @@ sample_loop() {
 
 # run_fault N KIND DURATION_MS: one fault under its own load; appends its row.
 run_fault() {
-  local n=$1 kind=$2 ms=$3 dir p after recovery rec_ms failed promoted=no
+  local n=$1 kind=$2 ms=$3 dir p after recovery rec_ms not_acked promoted=no
   dir="$FAULT_ARTIFACTS/$(printf '%03d' "$n")-$kind-$ms"
   mkdir -p "$dir"
   p=$(tier_primary || true)
@@ -126,10 +126,10 @@ run_fault() {
   [ -n "$after" ] && [ "$after" != "$p" ] && promoted=yes
   recovery=$("$LOADGEN" recovery --log "$dir/load" --fault-ms "$(cat "$dir/effective")" || true)
   rec_ms=$(sed -nE 's/^recovered after ([0-9]+) ms.*/\1/p' <<<"$recovery")
-  failed=$(sed -nE 's/.*\(([0-9]+) requests not acknowledged\).*/\1/p' <<<"$recovery")
-  printf '%s %s %s %s %s %s\n' "$kind" "$ms" "$p" "${rec_ms:-never}" "${failed:-?}" "$promoted" >>"$FAULT_ARTIFACTS/rows.txt"
+  not_acked=$(sed -nE 's/.*\(([0-9]+) requests not acknowledged\).*/\1/p' <<<"$recovery")
+  printf '%s %s %s %s %s %s\n' "$kind" "$ms" "$p" "${rec_ms:-never}" "${not_acked:-?}" "$promoted" >>"$FAULT_ARTIFACTS/rows.txt"
   printf '    %3d %-24s %6s ms  %-8s recovered %6s ms, %s not acknowledged, promotion: %s\n' \
-    "$n" "$kind" "$ms" "$p" "${rec_ms:-never}" "${failed:-?}" "$promoted"
+    "$n" "$kind" "$ms" "$p" "${rec_ms:-never}" "${not_acked:-?}" "$promoted"
   if ! tier_whole; then
     not_ok "fault $n ($kind ${ms} ms on $p): the tier did not heal by itself"
     return 1

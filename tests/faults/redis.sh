@@ -69,10 +69,15 @@ tier_whole() {
   done
   return 1
 }
+# Both other nodes replicate from the primary, online and acknowledging.
+# (A restarted replica may stay listed twice until its old link times out:
+# distinct names count.)
 wait_whole_once() {
   local p
   p=$(tier_primary)
-  [ -n "$p" ] && [ "$(sentinel_cli -h "$p" INFO replication 2>/dev/null | grep -c 'state=online')" -eq 2 ]
+  [ -n "$p" ] && [ "$(sentinel_cli -h "$p" INFO replication 2>/dev/null \
+    | sed -nE 's/^slave[0-9]+:ip=([^,]+),.*state=online,.*lag=([0-9]+).*/\1 \2/p' \
+    | awk '$2 <= 2 { print $1 }' | sort -u | wc -l)" -eq 2 ]
 }
 
 # Drained: on the primary the Sentinels name, the group has been delivered
