@@ -11,7 +11,7 @@
 #
 # Fault kinds (":swept" ones last a swept duration):
 #   kill                        the primary's container killed (Swarm restarts it)
-#   restart                     the primary's container restarted at once
+#   restart                     the primary stopped gracefully (Swarm restarts it)
 #   freeze:swept                the primary frozen (docker pause)
 #   cut:swept                   the primary cut off the network
 #   cut-from-sentinels:swept    the primary cut off from the Sentinels only
@@ -143,7 +143,9 @@ cut_from() {
 }
 
 fault_kill() { docker kill "$(id_of "$1")" >/dev/null; }
-fault_restart() { docker restart -t 0 "$(id_of "$1")" >/dev/null; }
+# A graceful stop (SIGTERM); Swarm starts a new task. (docker restart would
+# revive the old container beside Swarm's new one: two nodes of one name.)
+fault_restart() { docker stop -t 10 "$(id_of "$1")" >/dev/null; }
 fault_freeze() { local id; id=$(id_of "$1"); docker pause "$id" >/dev/null; sleep "$2"; docker unpause "$id" >/dev/null; }
 fault_cut() { local id; id=$(id_of "$1"); partition "$id" -I; sleep "$2"; partition "$id" -D; }
 fault_cut_from_sentinels() {
@@ -158,7 +160,8 @@ fault_starve() {
   id=$(id_of "$1")
   docker update --cpus 0.01 "$id" >/dev/null
   sleep "$2"
-  docker update --cpus 0 "$id" >/dev/null
+  # --cpus 0 would change nothing: all the cores is no limit.
+  docker update --cpus "$(nproc)" "$id" >/dev/null
 }
 fault_replica_freeze() { fault_freeze "$(replica_of "$1")" "$2"; }
 fault_replica_cut_from_primary() {
