@@ -53,6 +53,18 @@ impl Stack {
     }
 }
 
+/// The voter id the service set in its answer.
+fn voter_cookie(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix("voter_id="))
+        .and_then(|c| c.split(';').next())
+        .map(str::to_owned)
+}
+
 /// Casts a vote as `voter` (None: a new voter). Returns the voter id the
 /// service used and whether the vote was acknowledged.
 async fn cast(
@@ -69,14 +81,7 @@ async fn cast(
     }
     match request.send().await {
         Ok(response) => {
-            let id = response
-                .headers()
-                .get_all(SET_COOKIE)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .find_map(|c| c.strip_prefix("voter_id="))
-                .and_then(|c| c.split(';').next())
-                .map(str::to_owned);
+            let id = voter_cookie(&response);
             let ok = response.status() == reqwest::StatusCode::OK;
             (id.or(voter.map(str::to_owned)), ok)
         }
@@ -387,14 +392,7 @@ async fn a_full_queue_refuses_votes_clearly_and_flows_again_once_postgres_is_bac
                     .await;
                 let Ok(response) = response else { continue };
                 let status = response.status().as_u16();
-                let voter = response
-                    .headers()
-                    .get_all(SET_COOKIE)
-                    .iter()
-                    .filter_map(|v| v.to_str().ok())
-                    .find_map(|c| c.strip_prefix("voter_id="))
-                    .and_then(|c| c.split(';').next())
-                    .map(str::to_owned);
+                let voter = voter_cookie(&response);
                 let body = response.text().await.unwrap_or_default();
                 if let Some(voter) = voter {
                     record(&ledgers, &voter, "b", status == 200);

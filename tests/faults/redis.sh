@@ -17,6 +17,7 @@
 #   cut-from-sentinels:swept    the primary cut off from the Sentinels only
 #   starve:swept                the primary given 1 % of a CPU
 #   replica-freeze:swept        a replica frozen
+#   sentinel-freeze:swept       a Sentinel frozen (vote cannot hear it)
 #   replica-cut-from-primary:swept  a replica cut off from the primary only
 #   thaw-at-switch              the primary frozen, and thawed the moment a
 #                               Sentinel names its successor (the window
@@ -33,7 +34,7 @@ source tests/redis-lib.sh
 # shellcheck source=tests/faults/lib.sh
 source tests/faults/lib.sh
 
-readonly ALL_KINDS="kill,restart,freeze:swept,cut:swept,cut-from-sentinels:swept,starve:swept,replica-freeze:swept,replica-cut-from-primary:swept,thaw-at-switch,break-new-primary,sentinel-away-kill"
+readonly ALL_KINDS="kill,restart,freeze:swept,cut:swept,cut-from-sentinels:swept,starve:swept,replica-freeze:swept,replica-cut-from-primary:swept,sentinel-freeze:swept,thaw-at-switch,break-new-primary,sentinel-away-kill"
 
 # Runs a bash script in a running container of the redis stack (a Sentinel,
 # else a proxy) with REDISCLI_AUTH set; "$@" are the script's arguments.
@@ -164,6 +165,7 @@ fault_starve() {
   docker update --cpus "$(nproc)" "$id" >/dev/null
 }
 fault_replica_freeze() { fault_freeze "$(replica_of "$1")" "$2"; }
+fault_sentinel_freeze() { fault_freeze sentinel-1 "$2"; }
 fault_replica_cut_from_primary() {
   local id
   id=$(id_of "$(replica_of "$1")")

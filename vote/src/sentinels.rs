@@ -20,10 +20,16 @@ use tokio::sync::watch;
 
 /// How often the Sentinels are asked. A failover shows within this.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
-/// Longest wait for one Sentinel or node to answer.
-const ANSWER_TIMEOUT: Duration = Duration::from_millis(500);
+/// Longest wait for one Sentinel or node to answer. A frozen or cut-off
+/// Sentinel costs every poll this much.
+const ANSWER_TIMEOUT: Duration = Duration::from_millis(300);
 /// An observation older than this is not trusted: nothing is acknowledged.
-pub const MAX_AGE: Duration = Duration::from_secs(1);
+/// Above the longest poll (two timeouts and the interval, 0.8 s) twice over,
+/// so one silent Sentinel never makes the word look stale. Staleness is not
+/// what keeps votes safe (a replica that was promoted never confirms a
+/// `WAIT`, however old the word); this bounds how long vote trusts
+/// Sentinels it can no longer hear.
+pub const MAX_AGE: Duration = Duration::from_secs(2);
 
 /// Where the Sentinels are and what they watch.
 #[derive(Debug, Clone)]
