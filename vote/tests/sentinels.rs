@@ -91,12 +91,17 @@ async fn waits_for_every_promotable_replica_and_never_for_an_old_primary() {
     .await;
     let service = start_vote(&nodes[0], &sentinels).await;
 
-    // Healthy: both replicas must confirm.
-    eventually(Duration::from_secs(10), "a vote to be recorded", || async {
-        (vote(&client, &service).await == StatusCode::OK).then_some(())
-    })
+    // Healthy (both replicas done copying the data): both must confirm.
+    eventually(
+        Duration::from_secs(10),
+        "a vote recorded by both replicas",
+        || async {
+            (vote(&client, &service).await == StatusCode::OK
+                && required(&client, &service).await == Some(2))
+            .then_some(())
+        },
+    )
     .await;
-    assert_eq!(required(&client, &service).await, Some(2));
 
     // One replica frozen: refused until the Sentinels call it down, then
     // recorded with the other replica alone.
