@@ -7,6 +7,7 @@
 #   tier_primary        prints the node the tier's authority names primary
 #   tier_drained        succeeds once every queued vote was delivered and
 #                       acknowledged (read on the nodes themselves)
+#   tier_fault_wait_s K how long fault K may wait for a failover (seconds)
 #   tier_sample OUT     appends one "ms writers..." line to OUT (all proxies
 #                       and nodes at one moment; see tier_writers_ok)
 #   fault_KIND P D      (dashes of the kind as underscores) breaks primary P for D seconds (0: instantaneous),
@@ -112,7 +113,9 @@ run_fault() {
     return 0
   fi
   local seconds
-  seconds=$(awk -v b="$LOAD_BEFORE" -v d="$ms" -v a="$LOAD_AFTER" 'BEGIN { printf "%d", b + d / 1000 + a + 0.999 }')
+  # Kinds whose fault waits for a failover get that wait's worth more load.
+  seconds=$(awk -v b="$LOAD_BEFORE" -v d="$ms" -v a="$LOAD_AFTER" -v w="$(tier_fault_wait_s "$kind")" \
+    'BEGIN { printf "%d", b + d / 1000 + w + a + 0.999 }')
   start_load "$dir" "$seconds"
   local load=$!
   sleep "$LOAD_BEFORE"

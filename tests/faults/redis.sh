@@ -123,6 +123,14 @@ tier_sample() {
   [ -n "$line" ] && printf '%s %s\n' "$(now_ms)" "$line" >>"$1"
 }
 
+# The kinds that wait for the Sentinels to name a successor.
+tier_fault_wait_s() {
+  case "$1" in
+    thaw-at-switch | break-new-primary | sentinel-away-kill) echo 15 ;;
+    *) echo 0 ;;
+  esac
+}
+
 # --- Faults: $1 the primary's name, $2 the duration in seconds. ---
 
 id_of() { container_of "redis_$1"; }
