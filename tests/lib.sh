@@ -131,3 +131,18 @@ partition() {
   nsenter -t "$pid" -n iptables "$action" INPUT ! -i lo -j DROP
   nsenter -t "$pid" -n iptables "$action" OUTPUT ! -o lo -j DROP
 }
+
+# cut_from ID ACTION PEER...: drops packets between container ID and the
+# peers (service names, resolved inside the container), both ways, in the
+# container's own network namespace (ACTION -I cuts, -D heals).
+cut_from() {
+  local id=$1 action=$2 pid peer ip
+  shift 2
+  pid=$(docker inspect --format '{{.State.Pid}}' "$id")
+  for peer in "$@"; do
+    for ip in $(docker exec "$id" getent ahosts "$peer" | awk '{ print $1 }' | sort -u); do
+      nsenter -t "$pid" -n iptables "$action" INPUT -s "$ip" -j DROP
+      nsenter -t "$pid" -n iptables "$action" OUTPUT -d "$ip" -j DROP
+    done
+  done
+}

@@ -3,7 +3,8 @@
 # deployed; alone: TEST_HTTPS_PORT=443 tests/redis-bad-input.sh against
 # ./deploy.sh's deployment): a node with the wrong password or without its
 # secret, a node that no longer resolves, a replica made primary by hand, a
-# stale configuration on a node's volume. The votes keep flowing meanwhile.
+# stale configuration on a node's volume, an HAProxy cut off from the
+# Sentinels. The votes keep flowing meanwhile.
 # Faults of every timing are the fault harness's (tests/faults/redis.sh).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -79,8 +80,27 @@ rogue_primary() {
   rm -rf "$dir"
 }
 
+# An HAProxy cut off from every Sentinel keeps every node in maintenance; it
+# must fail its own health check (so Swarm's DNS sends clients to the other
+# one, and Swarm replaces it), while votes keep being acknowledged.
+deaf_proxy() {
+  local id state=""
+  id=$(container_of redis_redis-master)
+  cut_from "$id" -I sentinel-1 sentinel-2 sentinel-3
+  for _ in $(seq 1 40); do
+    state=$(docker inspect --format '{{.State.Health.Status}}' "$id" 2>/dev/null || echo replaced)
+    [ "$state" = healthy ] || break
+    sleep 0.5
+  done
+  check "an HAProxy that cannot hear the Sentinels fails its health check ($state)" test "$state" != healthy
+  check "...votes are acknowledged meanwhile" votes_work
+  docker inspect "$id" >/dev/null 2>&1 && cut_from "$id" -D sentinel-1 sentinel-2 sentinel-3 2>/dev/null
+  check "...and two healthy HAProxies serve again" bash -c \
+    "for _ in \$(seq 1 60); do [ \"\$(docker ps -q --filter label=com.docker.swarm.service.name=redis_redis-master --filter health=healthy | wc -l)\" -eq 2 ] && exit 0; sleep 1; done; exit 1"
+}
+
 # Wrong and missing passwords, a node that cannot be resolved, stale config,
-# a rogue primary.
+# a rogue primary, an HAProxy deaf to the Sentinels.
 bad_input() {
   local image secret p replica
   echo "redis: bad input"
@@ -121,6 +141,7 @@ bad_input() {
 
 main() {
   bad_input
+  deaf_proxy
   report "redis bad input"
 }
 

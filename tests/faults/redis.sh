@@ -137,20 +137,6 @@ id_of() { container_of "redis_$1"; }
 # A replica of primary $1 (the first other node).
 replica_of() { local n; for n in redis-1 redis-2 redis-3; do [ "$n" != "$1" ] && { echo "$n"; return; }; done; }
 
-# cut_from ID ACTION PEER...: drops packets between container ID and the
-# peers (service names, resolved inside the container), both ways.
-cut_from() {
-  local id=$1 action=$2 pid peer ip
-  shift 2
-  pid=$(docker inspect --format '{{.State.Pid}}' "$id")
-  for peer in "$@"; do
-    for ip in $(docker exec "$id" getent ahosts "$peer" | awk '{ print $1 }' | sort -u); do
-      nsenter -t "$pid" -n iptables "$action" INPUT -s "$ip" -j DROP
-      nsenter -t "$pid" -n iptables "$action" OUTPUT -d "$ip" -j DROP
-    done
-  done
-}
-
 fault_kill() { docker kill "$(id_of "$1")" >/dev/null; }
 # A graceful stop (SIGTERM); Swarm starts a new task. (docker restart would
 # revive the old container beside Swarm's new one: two nodes of one name.)
