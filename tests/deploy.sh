@@ -131,11 +131,15 @@ sleep 1
 answer=$(https vote /api/vote -H 'Content-Type: application/json' -d '{"vote":"b"}' || true)
 check "a vote is recorded" test "$answer" = '{"recorded":true,"vote":"b"}'
 expected=$((before + 1))
-for _ in $(seq 1 50); do
-  https result /api/results | grep -q "\"total\":$expected" && break
-  sleep 0.2
-done
-results_show() { https result /api/results | grep -q "\"total\":$1"; }
+# Polled for 20 s: the answer comes from either result replica, and the
+# first vote after a fresh deploy may take the worker a moment.
+results_show() {
+  for _ in $(seq 1 100); do
+    https result /api/results | grep -q "\"total\":$1" && return 0
+    sleep 0.2
+  done
+  return 1
+}
 check "the vote shows in /api/results" results_show "$expected"
 for _ in $(seq 1 50); do grep -q "\"total\":$expected" "$events" && break; sleep 0.2; done
 check "the vote shows on the SSE stream" grep -q "\"total\":$expected" "$events"
