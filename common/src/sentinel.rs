@@ -124,11 +124,7 @@ pub fn decide(
     {
         return Verdict::Refuse(format!("a failover of {} is under way", s.primary));
     }
-    let mut naming: HashMap<&str, usize> = HashMap::new();
-    for s in &answered {
-        *naming.entry(s.primary.as_str()).or_default() += 1;
-    }
-    let Some((&primary, _)) = naming.iter().find(|(_, &n)| n >= majority) else {
+    let Some(primary) = named_by_majority(sentinels) else {
         return Verdict::Refuse(format!(
             "no majority of the {} Sentinels names one primary ({} answered)",
             sentinels.len(),
@@ -159,9 +155,8 @@ pub fn decide(
     let counted = known
         .into_iter()
         .filter(|name| {
-            let down = answered
+            let down = electors
                 .iter()
-                .filter(|s| s.primary == primary)
                 .filter(|s| {
                     s.replicas
                         .iter()
@@ -178,6 +173,19 @@ pub fn decide(
     Verdict::Wait {
         replicas: u32::try_from(counted).unwrap_or(u32::MAX).max(min_replicas),
     }
+}
+
+/// The node a majority of all configured Sentinels (`None`: silent) names.
+pub fn named_by_majority(sentinels: &[Option<SentinelReport>]) -> Option<&str> {
+    let majority = sentinels.len() / 2 + 1;
+    let mut naming: HashMap<&str, usize> = HashMap::new();
+    for s in sentinels.iter().flatten() {
+        *naming.entry(s.primary.as_str()).or_default() += 1;
+    }
+    naming
+        .into_iter()
+        .find(|(_, n)| *n >= majority)
+        .map(|(name, _)| name)
 }
 
 /// Reads a Sentinel's answers: `master` is `SENTINEL master NAME` as

@@ -136,8 +136,8 @@ impl Poller {
                 }
             }
         }
-        let primary = match named_by_majority(&sentinels) {
-            Some(name) => self.node_report(name).await,
+        let primary = match sentinel::named_by_majority(&sentinels) {
+            Some(name) => self.node_report(name.to_owned()).await,
             None => None,
         };
         Observation {
@@ -175,19 +175,6 @@ impl Poller {
             }
         }
     }
-}
-
-/// The node a majority of the configured Sentinels names, if any.
-fn named_by_majority(sentinels: &[Option<SentinelReport>]) -> Option<String> {
-    let majority = sentinels.len() / 2 + 1;
-    let mut counts: HashMap<&str, usize> = HashMap::new();
-    for s in sentinels.iter().flatten() {
-        *counts.entry(s.primary.as_str()).or_default() += 1;
-    }
-    counts
-        .into_iter()
-        .find(|(_, n)| *n >= majority)
-        .map(|(name, _)| name.to_owned())
 }
 
 async fn connect(
