@@ -1,0 +1,480 @@
+//! Each failure story of the PostgreSQL tier as a row: the nodes as they
+//! were seen, and what the rule must decide.
+
+use super::*;
+
+const CLUSTER: u64 = 7_000_000_000_000_000_001;
+
+fn lsn(text: &str) -> Lsn {
+    text.parse().expect("a WAL position")
+}
+
+/// A node as the table writes it: "pg-2 standby tli 3 at 0/500 running".
+fn node(text: &str) -> NodeState {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let mut n = NodeState {
+        name: words[0].to_owned(),
+        deciding: false,
+        data: None,
+        running: None,
+    };
+    let mut i = 1;
+    while i < words.len() {
+        match words[i] {
+            "empty" => n.data = None,
+            "primary" | "standby" => {
+                n.data = Some(Data {
+                    system_id: CLUSTER,
+                    timeline: words[i + 2].parse().expect("timeline"),
+                    end: lsn(words[i + 4]),
+                    standby: words[i] == "standby",
+                });
+                i += 4;
+            }
+            "foreign" => {
+                if let Some(d) = n.data.as_mut() {
+                    d.system_id = CLUSTER + 1;
+                }
+            }
+            "running-primary" => n.running = Some(Running::Primary),
+            "running-standby" => n.running = Some(Running::Standby),
+            "deciding" => n.deciding = true,
+            other => panic!("unknown word {other:?} in {text:?}"),
+        }
+        i += 1;
+    }
+    n
+}
+
+fn nodes(list: &[&str]) -> Vec<NodeState> {
+    list.iter().map(|t| node(t)).collect()
+}
+
+const RULES: StartRules = StartRules {
+    cluster_size: 3,
+    bootstrap: false,
+    failover_window_s: 20,
+};
+
+#[test]
+fn the_primary_is_the_one_on_the_highest_timeline() {
+    let rows: &[(&str, &[&str], Primary)] = &[
+        (
+            "no node runs as primary",
+            &["pg-1 standby tli 1 at 0/9 running-standby", "pg-2 empty"],
+            Primary::None,
+        ),
+        (
+            "one primary",
+            &[
+                "pg-1 primary tli 1 at 0/9 running-primary",
+                "pg-2 standby tli 1 at 0/9 running-standby",
+            ],
+            Primary::One("pg-1".into()),
+        ),
+        (
+            "a thawed old primary beside the promoted one: the newer timeline wins",
+            &[
+                "pg-1 primary tli 3 at 0/F0 running-primary",
+                "pg-2 primary tli 4 at 0/A0 running-primary",
+            ],
+            Primary::One("pg-2".into()),
+        ),
+        (
+            "a stopped node's newer timeline does not make it primary",
+            &[
+                "pg-1 primary tli 3 at 0/F0 running-primary",
+                "pg-2 primary tli 4 at 0/A0",
+            ],
+            Primary::One("pg-1".into()),
+        ),
+        (
+            "two primaries on one timeline: neither",
+            &[
+                "pg-1 primary tli 2 at 0/F0 running-primary",
+                "pg-3 primary tli 2 at 0/A0 running-primary",
+            ],
+            Primary::Ambiguous(vec!["pg-1".into(), "pg-3".into()]),
+        ),
+    ];
+    for (story, seen, want) in rows {
+        assert_eq!(&primary(&nodes(seen)), want, "{story}");
+    }
+}
+
+#[test]
+fn a_node_starts_by_the_start_rule() {
+    let init = StartRules {
+        bootstrap: true,
+        ..RULES
+    };
+    // story, this node, the partners that answer, rules, seconds waited, decision
+    type Row<'a> = (&'a str, &'a str, &'a [&'a str], StartRules, u64, Start);
+    let rows: &[Row] = &[
+        (
+            "a new node clones the primary",
+            "pg-3 empty",
+            &["pg-1 primary tli 1 at 0/9 running-primary"],
+            RULES,
+            0,
+            Start::Clone { from: "pg-1".into() },
+        ),
+        (
+            "the bootstrap node creates the cluster once a partner confirms it has no data",
+            "pg-1 empty",
+            &["pg-2 empty deciding"],
+            init,
+            0,
+            Start::Init,
+        ),
+        (
+            "the bootstrap node never creates a second cluster beside existing data",
+            "pg-1 empty",
+            &["pg-2 standby tli 1 at 0/9 deciding"],
+            init,
+            99,
+            Start::Wait(
+                "empty data directory, no primary, but pg-2 hold data: waiting for a primary instead of creating a second cluster"
+                    .into(),
+            ),
+        ),
+        (
+            "the bootstrap node alone waits",
+            "pg-1 empty",
+            &[],
+            init,
+            99,
+            Start::Wait("empty data directory and no partner answers: a partner must confirm it has no data first".into()),
+        ),
+        (
+            "another node with no data waits for a primary",
+            "pg-2 empty",
+            &["pg-1 empty deciding"],
+            RULES,
+            99,
+            Start::Wait("empty data directory: waiting for a primary to clone from".into()),
+        ),
+        (
+            "another cluster's data directory is kept aside and the node re-cloned",
+            "pg-2 standby tli 1 at 0/9 foreign",
+            &["pg-1 primary tli 1 at 0/9 running-primary"],
+            RULES,
+            0,
+            Start::KeepAsideThenClone {
+                from: "pg-1".into(),
+                why: format!("this data directory belongs to cluster {}, pg-1 to cluster {CLUSTER}", CLUSTER + 1),
+            },
+        ),
+        (
+            "a standby follows the primary",
+            "pg-2 standby tli 1 at 0/9",
+            &["pg-1 primary tli 1 at 0/9 running-primary"],
+            RULES,
+            0,
+            Start::Standby { of: "pg-1".into() },
+        ),
+        (
+            "a standby follows the primary on the newest timeline, not a thawed old one",
+            "pg-3 standby tli 1 at 0/9",
+            &["pg-1 primary tli 1 at 0/F running-primary", "pg-2 primary tli 2 at 0/A running-primary"],
+            RULES,
+            0,
+            Start::Standby { of: "pg-2".into() },
+        ),
+        (
+            "a former primary rejoins the new primary",
+            "pg-1 primary tli 1 at 0/F0",
+            &["pg-2 primary tli 2 at 0/A0 running-primary"],
+            RULES,
+            0,
+            Start::Rejoin { to: "pg-2".into() },
+        ),
+        (
+            "two primaries on one timeline: nobody joins either",
+            "pg-3 standby tli 2 at 0/9",
+            &["pg-1 primary tli 2 at 0/F running-primary", "pg-2 primary tli 2 at 0/A running-primary"],
+            RULES,
+            99,
+            Start::Wait(
+                "pg-1, pg-2 all run as primaries on the same timeline: waiting for an operator or for all but one to stop"
+                    .into(),
+            ),
+        ),
+        (
+            "a former primary alone never starts: it may be stale",
+            "pg-1 primary tli 1 at 0/F0",
+            &[],
+            RULES,
+            99,
+            Start::Wait("no partner answers: refusing to start as a lone primary (this node may be stale)".into()),
+        ),
+        (
+            "a former primary behind a partner's newer timeline waits for that partner",
+            "pg-1 primary tli 1 at 0/F0",
+            &["pg-2 primary tli 2 at 0/A0 deciding"],
+            RULES,
+            99,
+            Start::Wait(
+                "pg-2 is further (timeline 2 at 0/A0, this node timeline 1 at 0/F0): it is the one to start as primary".into(),
+            ),
+        ),
+        (
+            "a former primary that just died gives the standbys' repmgrd time to promote",
+            "pg-1 primary tli 1 at 0/F0",
+            &["pg-2 standby tli 1 at 0/F0 running-standby", "pg-3 standby tli 1 at 0/E0 running-standby"],
+            RULES,
+            5,
+            Start::Wait("no primary runs; giving a failover under way 20s before starting as primary".into()),
+        ),
+        (
+            "...and starts as primary once no failover came",
+            "pg-1 primary tli 1 at 0/F0",
+            &["pg-2 standby tli 1 at 0/F0 running-standby", "pg-3 standby tli 1 at 0/E0 running-standby"],
+            RULES,
+            20,
+            Start::Primary,
+        ),
+        (
+            "a whole-cluster restart: the former primary starts at once when every partner is deciding",
+            "pg-1 primary tli 1 at 0/F0",
+            &["pg-2 standby tli 1 at 0/F0 deciding", "pg-3 standby tli 1 at 0/E0 deciding"],
+            RULES,
+            0,
+            Start::Primary,
+        ),
+        (
+            "a whole-cluster restart without the last primary: the furthest standby starts as primary",
+            "pg-2 standby tli 1 at 0/F0",
+            &["pg-3 standby tli 1 at 0/E0 deciding"],
+            RULES,
+            0,
+            Start::Primary,
+        ),
+        (
+            "...and the other standby waits for it",
+            "pg-3 standby tli 1 at 0/E0",
+            &["pg-2 standby tli 1 at 0/F0 deciding"],
+            RULES,
+            99,
+            Start::Wait(
+                "pg-2 is further (timeline 1 at 0/F0, this node timeline 1 at 0/E0): it is the one to start as primary".into(),
+            ),
+        ),
+        (
+            "two standbys equally far: the lower name starts as primary",
+            "pg-2 standby tli 1 at 0/F0",
+            &["pg-3 standby tli 1 at 0/F0 deciding"],
+            RULES,
+            0,
+            Start::Primary,
+        ),
+        (
+            "...the higher name waits",
+            "pg-3 standby tli 1 at 0/F0",
+            &["pg-2 standby tli 1 at 0/F0 deciding"],
+            RULES,
+            0,
+            Start::Wait(
+                "pg-2 is further (timeline 1 at 0/F0, this node timeline 1 at 0/F0): it is the one to start as primary".into(),
+            ),
+        ),
+        (
+            "a standby equally far as the former primary leaves it to the former primary",
+            "pg-2 standby tli 1 at 0/F0",
+            &["pg-1 primary tli 1 at 0/F0 deciding"],
+            RULES,
+            99,
+            Start::Wait(
+                "pg-1 is further (timeline 1 at 0/F0, this node timeline 1 at 0/F0): it is the one to start as primary".into(),
+            ),
+        ),
+        (
+            "a partner of another cluster takes no part in the election",
+            "pg-2 standby tli 1 at 0/E0",
+            &["pg-3 standby tli 9 at 9/0 foreign deciding"],
+            RULES,
+            0,
+            Start::Primary,
+        ),
+        (
+            "in a larger cluster a standby needs all partners but one",
+            "pg-2 standby tli 1 at 0/F0",
+            &["pg-3 standby tli 1 at 0/E0 deciding"],
+            StartRules { cluster_size: 5, ..RULES },
+            99,
+            Start::Wait(
+                "this node was a standby and only 1 of 4 partners answer: a missing one may hold acknowledged commits".into(),
+            ),
+        ),
+    ];
+    for (story, me, partners, rules, waited, want) in rows {
+        assert_eq!(
+            &start(&node(me), &nodes(partners), *rules, *waited),
+            want,
+            "{story}"
+        );
+    }
+}
+
+#[test]
+fn exactly_one_node_elects_itself_after_any_whole_cluster_restart() {
+    // Every way three deciding nodes can stand: whoever is further (or ties
+    // and wins the tie-break) starts; never two, never none.
+    let ends = ["0/E0", "0/F0"];
+    let kinds = ["primary", "standby"];
+    for a in 0..4 {
+        for b in 0..4 {
+            for c in 0..4 {
+                let spell = |name: &str, k: usize| {
+                    format!("{name} {} tli 1 at {} deciding", kinds[k / 2], ends[k % 2])
+                };
+                let all = [spell("pg-1", a), spell("pg-2", b), spell("pg-3", c)];
+                let starting: Vec<&String> = all
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, me)| {
+                        let partners: Vec<NodeState> = all
+                            .iter()
+                            .enumerate()
+                            .filter(|(j, _)| j != i)
+                            .map(|(_, t)| node(t))
+                            .collect();
+                        start(&node(me), &partners, RULES, 0) == Start::Primary
+                    })
+                    .map(|(_, me)| me)
+                    .collect();
+                assert_eq!(starting.len(), 1, "{all:?}: {starting:?} start as primary");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_superseded_primary_fences_itself() {
+    let rows: &[(&str, &str, &[&str], Fence)] = &[
+        (
+            "alone as primary",
+            "pg-1",
+            &[
+                "pg-1 primary tli 1 at 0/9 running-primary",
+                "pg-2 standby tli 1 at 0/9 running-standby",
+            ],
+            Fence::Stay,
+        ),
+        (
+            "thawed after a promotion elsewhere",
+            "pg-1",
+            &[
+                "pg-1 primary tli 1 at 0/F running-primary",
+                "pg-2 primary tli 2 at 0/A running-primary",
+            ],
+            Fence::Stop {
+                primary: "pg-2".into(),
+            },
+        ),
+        (
+            "the promoted one stays",
+            "pg-2",
+            &[
+                "pg-1 primary tli 1 at 0/F running-primary",
+                "pg-2 primary tli 2 at 0/A running-primary",
+            ],
+            Fence::Stay,
+        ),
+        (
+            "two on one timeline: an alarm, not a guess",
+            "pg-1",
+            &[
+                "pg-1 primary tli 2 at 0/F running-primary",
+                "pg-2 primary tli 2 at 0/A running-primary",
+            ],
+            Fence::Alarm(vec!["pg-1".into(), "pg-2".into()]),
+        ),
+    ];
+    for (story, me, seen, want) in rows {
+        assert_eq!(&fence(me, &nodes(seen)), want, "{story}");
+    }
+}
+
+#[test]
+fn wal_beyond_the_fork_point_is_kept_aside_and_a_standbys_is_an_alarm() {
+    let rows: &[(&str, bool, &str, &str, BeforeRewind)] = &[
+        (
+            "a standby that stopped before the fork",
+            false,
+            "0/3000000",
+            "0/3000158",
+            BeforeRewind::Discards,
+        ),
+        (
+            "exactly at the fork",
+            false,
+            "0/3000158",
+            "0/3000158",
+            BeforeRewind::Discards,
+        ),
+        (
+            "a former primary's unconfirmed tail",
+            true,
+            "0/3000200",
+            "0/3000158",
+            BeforeRewind::KeepAside { bytes: 0xA8 },
+        ),
+        (
+            "a former primary with nothing past the fork",
+            true,
+            "0/3000158",
+            "0/3000158",
+            BeforeRewind::Discards,
+        ),
+        (
+            "a standby that streamed from a superseded primary",
+            false,
+            "0/3000200",
+            "0/3000158",
+            BeforeRewind::Alarm { bytes: 0xA8 },
+        ),
+        (
+            "across a segment boundary",
+            false,
+            "1/0",
+            "0/FFFFFFFF",
+            BeforeRewind::Alarm { bytes: 1 },
+        ),
+    ];
+    for (story, was_primary, end, fork, want) in rows {
+        assert_eq!(
+            &before_rewind(*was_primary, lsn(end), lsn(fork)),
+            want,
+            "{story}"
+        );
+    }
+}
+
+#[test]
+fn the_fork_point_comes_from_the_new_timelines_history() {
+    // As PostgreSQL writes 00000003.history.
+    let history = "1\t0/3000158\tno recovery target specified\n\n2\t0/5000060\tno recovery target specified\n";
+    assert_eq!(
+        fork_point(history, 1).expect("parses"),
+        Some(lsn("0/3000158"))
+    );
+    assert_eq!(
+        fork_point(history, 2).expect("parses"),
+        Some(lsn("0/5000060"))
+    );
+    assert_eq!(
+        fork_point(history, 3).expect("parses"),
+        None,
+        "not in its own history"
+    );
+    assert_eq!(fork_point("", 1).expect("parses"), None);
+    for bad in [
+        "1\n",
+        "x\t0/1\treason\n",
+        "1\tnot-an-lsn\treason\n",
+        "-1\t0/1\n",
+    ] {
+        assert!(fork_point(bad, 1).is_err(), "{bad:?} accepted");
+    }
+}
