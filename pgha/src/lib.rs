@@ -4,5 +4,6 @@
 
 pub mod lsn;
 pub mod rules;
+pub mod waldump;
 
 pub use lsn::Lsn;

@@ -8,6 +8,7 @@
 //! follows that one answer, so no two of them can disagree.
 
 use crate::lsn::Lsn;
+use crate::waldump::Tail;
 
 /// What a node reports about itself (its `/state` endpoint), or what this
 /// node knows of itself.
@@ -246,28 +247,32 @@ pub fn fence(me: &str, nodes: &[NodeState]) -> Fence {
     }
 }
 
-/// What a node's WAL beyond the fork point means before it is rewound or
+/// What a node's WAL past the fork point means before it is rewound or
 /// re-cloned onto the primary's newer timeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BeforeRewind {
-    /// It holds nothing past the fork point: rewinding discards nothing.
-    Discards,
-    /// A former primary's WAL past the fork point: commits no standby
-    /// confirmed, so no client was told they succeeded. Kept aside, logged.
-    KeepAside { bytes: u64 },
-    /// A standby's WAL past the fork point: it received WAL from a primary
-    /// that a promotion had already superseded, and may have confirmed
-    /// commits the new timeline lacks. Kept aside, and raised as an alarm.
-    Alarm { bytes: u64 },
+    /// No transaction commits past the fork point (at most a shutdown
+    /// checkpoint): rewinding discards nothing a client was told.
+    Discards { records: usize },
+    /// A former primary's commits past the fork point: no standby confirmed
+    /// them, so no client was told they succeeded. Kept aside and logged.
+    KeepAside { records: usize, commits: usize },
+    /// A standby's commits past the fork point: it received WAL from a
+    /// primary that a promotion had already superseded, and may have
+    /// confirmed commits the new timeline lacks. Kept aside, and an alarm.
+    Alarm { records: usize, commits: usize },
 }
 
-/// The rewind rule: `end` is how far the node's WAL reaches, `fork` where
-/// the new primary's timeline left the node's (see [`fork_point`]).
-pub fn before_rewind(was_primary: bool, end: Lsn, fork: Lsn) -> BeforeRewind {
-    match end.0.checked_sub(fork.0) {
-        None | Some(0) => BeforeRewind::Discards,
-        Some(bytes) if was_primary => BeforeRewind::KeepAside { bytes },
-        Some(bytes) => BeforeRewind::Alarm { bytes },
+/// The rewind rule, from what the node holds past the fork point (see
+/// [`fork_point`] and [`crate::waldump::tail`]).
+pub fn before_rewind(was_primary: bool, past_fork: Tail) -> BeforeRewind {
+    let Tail {
+        records, commits, ..
+    } = past_fork;
+    match commits {
+        0 => BeforeRewind::Discards { records },
+        _ if was_primary => BeforeRewind::KeepAside { records, commits },
+        _ => BeforeRewind::Alarm { records, commits },
     }
 }
 

@@ -397,57 +397,52 @@ fn a_superseded_primary_fences_itself() {
 }
 
 #[test]
-fn wal_beyond_the_fork_point_is_kept_aside_and_a_standbys_is_an_alarm() {
-    let rows: &[(&str, bool, &str, &str, BeforeRewind)] = &[
+fn commits_past_the_fork_point_are_kept_aside_and_a_standbys_are_an_alarm() {
+    let past = |records, commits| Tail {
+        records,
+        commits,
+        last: None,
+    };
+    let rows: &[(&str, bool, Tail, BeforeRewind)] = &[
         (
             "a standby that stopped before the fork",
             false,
-            "0/3000000",
-            "0/3000158",
-            BeforeRewind::Discards,
+            past(0, 0),
+            BeforeRewind::Discards { records: 0 },
         ),
         (
-            "exactly at the fork",
-            false,
-            "0/3000158",
-            "0/3000158",
-            BeforeRewind::Discards,
-        ),
-        (
-            "a former primary's unconfirmed tail",
+            "a former primary's shutdown checkpoint",
             true,
-            "0/3000200",
-            "0/3000158",
-            BeforeRewind::KeepAside { bytes: 0xA8 },
+            past(1, 0),
+            BeforeRewind::Discards { records: 1 },
         ),
         (
-            "a former primary with nothing past the fork",
+            "a standby's records without a commit",
+            false,
+            past(3, 0),
+            BeforeRewind::Discards { records: 3 },
+        ),
+        (
+            "a former primary's unconfirmed commits",
             true,
-            "0/3000158",
-            "0/3000158",
-            BeforeRewind::Discards,
+            past(9, 2),
+            BeforeRewind::KeepAside {
+                records: 9,
+                commits: 2,
+            },
         ),
         (
-            "a standby that streamed from a superseded primary",
+            "a standby that streamed commits from a superseded primary",
             false,
-            "0/3000200",
-            "0/3000158",
-            BeforeRewind::Alarm { bytes: 0xA8 },
-        ),
-        (
-            "across a segment boundary",
-            false,
-            "1/0",
-            "0/FFFFFFFF",
-            BeforeRewind::Alarm { bytes: 1 },
+            past(9, 2),
+            BeforeRewind::Alarm {
+                records: 9,
+                commits: 2,
+            },
         ),
     ];
-    for (story, was_primary, end, fork, want) in rows {
-        assert_eq!(
-            &before_rewind(*was_primary, lsn(end), lsn(fork)),
-            want,
-            "{story}"
-        );
+    for (story, was_primary, tail, want) in rows {
+        assert_eq!(&before_rewind(*was_primary, *tail), want, "{story}");
     }
 }
 

@@ -233,6 +233,11 @@ impl Postgres {
         self.launch();
     }
 
+    /// The data directory (`PGDATA`), e.g. to read its WAL with pg_waldump.
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }

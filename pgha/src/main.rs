@@ -1,0 +1,82 @@
+//! `pgha`: the PostgreSQL node's entrypoint asks this binary what to do,
+//! and does it. Each command reads its facts from arguments and standard
+//! input and prints one answer line; the rules are in [`pgha::rules`].
+//!
+//!   pgha fork-point --timeline N  < NEW.history
+//!       where timeline N ends in the newer timeline's history
+//!   pgha before-rewind --was primary|standby --from LSN  < pg_waldump listing
+//!       "discards RECORDS", "keep-aside RECORDS COMMITS" or "alarm RECORDS COMMITS"
+
+use std::io::Read;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use pgha::rules::{self, BeforeRewind};
+use pgha::{waldump, Lsn};
+
+const USAGE: &str = "usage: pgha fork-point --timeline N < HISTORY\n       pgha before-rewind --was primary|standby --from LSN < WALDUMP";
+
+fn main() -> ExitCode {
+    match run(std::env::args().skip(1).collect()) {
+        Ok(answer) => {
+            println!("{answer}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("pgha: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: Vec<String>) -> anyhow::Result<String> {
+    let (command, options) = args.split_first().context(USAGE)?;
+    let option = |name: &str| -> anyhow::Result<&str> {
+        let at = options
+            .iter()
+            .position(|a| a == name)
+            .with_context(|| format!("{command} needs {name}\n{USAGE}"))?;
+        options
+            .get(at + 1)
+            .map(String::as_str)
+            .with_context(|| format!("{name} needs a value"))
+    };
+    let mut input = String::new();
+    match command.as_str() {
+        "fork-point" => {
+            let timeline: u32 = option("--timeline")?
+                .parse()
+                .context("--timeline must be a number")?;
+            std::io::stdin()
+                .read_to_string(&mut input)
+                .context("reading the history file")?;
+            match rules::fork_point(&input, timeline)? {
+                Some(lsn) => Ok(lsn.to_string()),
+                None => bail!("the history does not pass through timeline {timeline}"),
+            }
+        }
+        "before-rewind" => {
+            let was_primary = match option("--was")? {
+                "primary" => true,
+                "standby" => false,
+                other => bail!("--was must be primary or standby, got {other:?}"),
+            };
+            let from: Lsn = option("--from")?.parse()?;
+            std::io::stdin()
+                .read_to_string(&mut input)
+                .context("reading the WAL listing")?;
+            Ok(
+                match rules::before_rewind(was_primary, waldump::tail(&input, from)) {
+                    BeforeRewind::Discards { records } => format!("discards {records}"),
+                    BeforeRewind::KeepAside { records, commits } => {
+                        format!("keep-aside {records} {commits}")
+                    }
+                    BeforeRewind::Alarm { records, commits } => {
+                        format!("alarm {records} {commits}")
+                    }
+                },
+            )
+        }
+        other => bail!("unknown command {other:?}\n{USAGE}"),
+    }
+}
