@@ -1,6 +1,7 @@
-# The build stage shared by the vote, worker and result images: compiles the
-# workspace once, with Debian's Rust, for all three. deploy.sh builds it as
-# swarmvote/build and each service's Dockerfile copies its binary out of it.
+# The build stage shared by the images that carry our Rust binaries (vote,
+# worker, result; the redis image's sentinel-follow): compiles the workspace
+# once, with Debian's Rust. deploy.sh builds it as swarmvote/build and each
+# image's Dockerfile copies its binary out of it.
 FROM debian:bookworm-slim
 
 # rustc-web/cargo-web come from bookworm-security, which carries a current Rust.
@@ -23,7 +24,8 @@ COPY result/Cargo.toml result/
 COPY testkit/Cargo.toml testkit/
 COPY bench/Cargo.toml bench/
 COPY loadgen/Cargo.toml loadgen/
-RUN for crate in common vote worker result testkit bench loadgen; do \
+COPY pgha/Cargo.toml pgha/
+RUN for crate in common vote worker result testkit bench loadgen pgha; do \
       mkdir -p "$crate/src" && echo 'fn main() {}' > "$crate/src/main.rs" && touch "$crate/src/lib.rs"; \
     done \
  && cargo build --release --locked -p vote -p worker -p result \
@@ -35,5 +37,5 @@ COPY worker worker
 COPY result result
 # COPY keeps the sources' old modification times; cargo must see them as new.
 RUN find common vote worker result -name '*.rs' -exec touch {} + \
- && cargo build --release --locked -p vote -p worker -p result \
- && ls -l target/release/vote target/release/worker target/release/result
+ && cargo build --release --locked -p vote -p worker -p result -p common --bins \
+ && ls -l target/release/vote target/release/worker target/release/result target/release/sentinel-follow

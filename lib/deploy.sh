@@ -382,7 +382,8 @@ deploy_redis() {
   log "redis stack"
   ensure_secret REDIS_PASSWORD
   ensure_stats_auth
-  build_image redis "$SWARMVOTE_ROOT/redis/Dockerfile" "$SWARMVOTE_ROOT/redis"
+  build_rust
+  build_image redis "$SWARMVOTE_ROOT/redis/Dockerfile" "$SWARMVOTE_ROOT/redis" --build-arg "BUILD_IMAGE=$BUILD_IMAGE"
   deploy_stack redis "$SWARMVOTE_ROOT/redis/docker-compose.yml"
   wait_stack redis
 }
@@ -445,6 +446,15 @@ ensure_wordpress_keys() {
   ensure_file_secret WORDPRESS_KEYS "$file"
 }
 
+# Compiles our Rust binaries into the build image (BUILD_IMAGE), once per run.
+build_rust() {
+  [ -z "${RUST_BUILT:-}" ] || return 0
+  step "compiling the Rust binaries (the first build takes several minutes)"
+  # Only this node needs the compiler image: it is not pushed.
+  NO_PUSH=1 build_image build "$SWARMVOTE_ROOT/build.Dockerfile" "$SWARMVOTE_ROOT"
+  RUST_BUILT=1
+}
+
 deploy_app() {
   log "app stack"
   ensure_secret REDIS_PASSWORD
@@ -452,9 +462,7 @@ deploy_app() {
   ensure_tls
   TRAEFIK_DYNAMIC_HASH=$(sha256sum "$SWARMVOTE_ROOT/traefik/dynamic.yml" | cut -c1-12)
   export TRAEFIK_DYNAMIC_HASH
-  step "compiling the services (the first build takes several minutes)"
-  # Only this node needs the compiler image: it is not pushed.
-  NO_PUSH=1 build_image build "$SWARMVOTE_ROOT/build.Dockerfile" "$SWARMVOTE_ROOT"
+  build_rust
   local svc
   for svc in vote worker result; do
     build_image "$svc" "$SWARMVOTE_ROOT/$svc/Dockerfile" "$SWARMVOTE_ROOT/$svc" --build-arg "BUILD_IMAGE=$BUILD_IMAGE"

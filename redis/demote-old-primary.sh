@@ -13,7 +13,11 @@
 # it), so nothing is lost by demoting it.
 #
 # It tries every 250 ms for up to 30 s (Sentinel allows a script 60 s), and
-# gives up as soon as this Sentinel names another primary than TO-HOST.
+# gives up as soon as this Sentinel names another primary than TO-HOST. It
+# re-points the old primary only while TO-HOST itself answers as a primary:
+# a successor that died right after its promotion must not take the old
+# primary (the one node holding the latest writes) with it; the Sentinels
+# then choose among the survivors, and this script of the next switch acts.
 set -euo pipefail
 
 readonly PASSWORD_FILE=${REDIS_PASSWORD_FILE:-/run/secrets/redis_password}
@@ -27,6 +31,10 @@ log() { printf '%s demote-old-primary: %s\n' "$(date -u +%FT%TZ)" "$*" >&2; }
 for _ in $(seq 1 120); do
   named=$(cli -p 26379 SENTINEL get-master-addr-by-name "$master" | head -n 1)
   [ "$named" = "$to" ] || { log "this Sentinel now names '${named:-nothing}', not $to: stopping"; exit 0; }
+  if [ "$(cli -h "$to" -p "$to_port" ROLE | head -n 1)" != master ]; then
+    sleep 0.25
+    continue
+  fi
   case "$(cli -h "$from" INFO replication | sed -n 's/^role://p')" in
     slave) exit 0 ;;
     master)

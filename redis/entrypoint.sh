@@ -158,15 +158,100 @@ run_sentinel() {
     [ -f "$conf" ] && log "$conf does not monitor $MASTER: replacing it"
     (umask 077 && render sentinel.conf >"$conf.new") && mv "$conf.new" "$conf"
   fi
-  # A node it cannot resolve (its task is not running yet, or gone) is only
-  # logged as such and looked up again every second.
-  redis-sentinel "$conf" &
-  local pid=$!
-  trap 'kill -TERM "$pid" 2>/dev/null' TERM INT
-  tune_sentinel &
-  # wait returns early when a signal arrives; then wait for the exit.
-  wait "$pid" || true
-  wait "$pid"
+  local pid watcher stopping="" node adopt=/tmp/adopt
+  trap 'stopping=1; kill -TERM "$pid" "$watcher" 2>/dev/null || true' TERM INT
+  while :; do
+    rm -f "$adopt"
+    # A node it cannot resolve (its task is not running yet, or gone) is
+    # only logged as such and looked up again every second.
+    redis-sentinel "$conf" &
+    pid=$!
+    tune_sentinel &
+    watch_majority "$pid" >"$adopt" &
+    watcher=$!
+    # Returns when either ends, or early when a signal arrives.
+    wait -n "$pid" "$watcher" || true
+    if [ -z "$stopping" ] && [ -s "$adopt" ] && kill -0 "$pid" 2>/dev/null; then
+      node=$(<"$adopt")
+      log "this Sentinel names $(sed -n "s/^sentinel monitor $MASTER \([^ ]*\) .*/\1/p" "$conf") while a majority of the Sentinels names $node, with no failover under way, for ${ADOPT_AFTER_S}s: restarting it on $node"
+      kill -TERM "$pid" 2>/dev/null || true
+      wait "$pid" || true
+      (umask 077 && adopt_primary "$node" <"$conf" >"$conf.new") && mv "$conf.new" "$conf"
+      continue
+    fi
+    kill -TERM "$watcher" 2>/dev/null || true
+    wait "$pid"
+    return
+  done
+}
+
+# How long a Sentinel may name another primary than the majority of the
+# Sentinels, with no failover under way, before it adopts theirs (seconds;
+# Sentinels exchange their views every 2 s).
+readonly ADOPT_AFTER_S=${SENTINEL_ADOPT_AFTER_S:-10}
+
+# Every 2 s while Sentinel $1 runs, asks it and the other Sentinels what
+# they name, and the rule (sentinel-follow: common::sentinel::follow_majority)
+# whether it should adopt the majority's primary. Prints that node and
+# returns once the same answer has lasted ADOPT_AFTER_S. (Sentinel adopts
+# another's view only from a newer epoch: one that ended a failover of its
+# own on the epoch the others used for another primary keeps a primary
+# nobody else names, for good.)
+watch_majority() {
+  local pid=$1 dir answer last="" since=0 s n=0
+  dir=$(mktemp -d)
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 2
+    sentinel_master 127.0.0.1 >"$dir/me"
+    for s in "${SENTINEL_HOSTS[@]}"; do
+      [ "$s" = "$NODE_NAME" ] && continue
+      n=$((n + 1))
+      sentinel_master "$s" >"$dir/other-$n"
+    done
+    n=0
+    if ! answer=$(sentinel-follow "$dir/me" "$dir"/other-* 2>&1); then
+      log "$answer"
+      continue
+    fi
+    case "$answer" in
+      "adopt "*)
+        [ "$answer" = "$last" ] || { last=$answer; since=$SECONDS; }
+        if ((SECONDS - since >= ADOPT_AFTER_S)); then
+          printf '%s\n' "${answer#adopt }"
+          break
+        fi
+        ;;
+      *) last="" ;;
+    esac
+  done
+  rm -rf "$dir"
+}
+
+# Prints Sentinel $1's answer to SENTINEL master, or nothing when it does not
+# answer.
+sentinel_master() {
+  local reply
+  reply=$(REDISCLI_AUTH=$PASSWORD timeout 1 redis-cli --no-auth-warning -h "$1" -p 26379 \
+    SENTINEL master "$MASTER" 2>/dev/null) && [[ "$reply" != *ERR* ]] && printf '%s\n' "$reply"
+  return 0
+}
+
+# Filters sentinel.conf to monitor node $1: the primary's line re-pointed,
+# what the Sentinel learnt about the old one (replicas, epochs) dropped; it
+# learns the rest from the other Sentinels. Its id and theirs are kept, so
+# the others do not count it twice.
+adopt_primary() {
+  local node=${1:?missing node} line port quorum
+  while IFS= read -r line; do
+    case "$line" in
+      "sentinel monitor $MASTER "*)
+        read -r _ _ _ _ port quorum <<<"$line"
+        line="sentinel monitor $MASTER $node $port $quorum"
+        ;;
+      "sentinel known-replica $MASTER "* | "sentinel config-epoch $MASTER "* | "sentinel leader-epoch $MASTER "*) continue ;;
+    esac
+    printf '%s\n' "$line"
+  done
 }
 
 # Settings Sentinel takes only at run time (SENTINEL DEBUG), applied once it

@@ -54,6 +54,9 @@ pub struct SentinelReport {
     pub primary_flags: Vec<String>,
     /// Every replica it knows, with its flags.
     pub replicas: Vec<ReplicaReport>,
+    /// The epoch of the failover that made this its primary (`config-epoch`):
+    /// a Sentinel adopts another's view only from a higher one.
+    pub config_epoch: u64,
 }
 
 /// One replica as a Sentinel sees it.
@@ -188,6 +191,55 @@ pub fn named_by_majority(sentinels: &[Option<SentinelReport>]) -> Option<&str> {
         .map(|(name, _)| name)
 }
 
+/// What a Sentinel does about the primary it names (see [`follow_majority`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Follow {
+    Stay,
+    /// Monitor this node instead: a majority of the Sentinels names it.
+    Adopt(String),
+}
+
+/// Sentinel adopts another Sentinel's primary only from a higher config
+/// epoch. A Sentinel that led a failover whose new primary died at once can
+/// end that failover (by timeout) after the others already failed over
+/// again, on the same epoch it learnt from them: it then names a primary
+/// nobody else does, for good (seen here, and redis/redis#7145). Each
+/// Sentinel therefore checks itself against the majority: `me` is what it
+/// says, `others` what every other configured Sentinel says (`None`:
+/// silent). It adopts the majority's primary only when
+///   - a majority of all Sentinels, itself counted, names another node;
+///   - none of them, itself included, reports a failover under way;
+///   - each of those it would follow is on an epoch at least as new as its
+///     own (a newer view of its own would spread to them by itself).
+///
+/// The caller acts only when the answer lasts (several hello periods),
+/// since a Sentinel that just switched is a moment ahead of the others.
+pub fn follow_majority(me: &SentinelReport, others: &[Option<SentinelReport>]) -> Follow {
+    let in_failover =
+        |s: &SentinelReport| s.primary_flags.iter().any(|f| f == "failover_in_progress");
+    if in_failover(me) || others.iter().flatten().any(in_failover) {
+        return Follow::Stay;
+    }
+    let mut all = vec![Some(me.clone())];
+    all.extend(others.iter().cloned());
+    let Some(named) = named_by_majority(&all) else {
+        return Follow::Stay;
+    };
+    if named == me.primary {
+        return Follow::Stay;
+    }
+    let behind = others
+        .iter()
+        .flatten()
+        .filter(|s| s.primary == named)
+        .any(|s| s.config_epoch < me.config_epoch);
+    if behind {
+        Follow::Stay
+    } else {
+        Follow::Adopt(named.to_owned())
+    }
+}
+
 /// Reads a Sentinel's answers: `master` is `SENTINEL master NAME` as
 /// field/value pairs, `replicas` is `SENTINEL replicas NAME`.
 pub fn sentinel_report(
@@ -202,6 +254,10 @@ pub fn sentinel_report(
     Some(SentinelReport {
         primary: master.get("ip")?.clone(),
         primary_flags: flags(master),
+        config_epoch: master
+            .get("config-epoch")
+            .and_then(|e| e.parse().ok())
+            .unwrap_or(0),
         replicas: replicas
             .iter()
             .filter_map(|r| {
@@ -254,6 +310,7 @@ mod tests {
         Some(SentinelReport {
             primary: primary.to_owned(),
             primary_flags: flags.split(',').map(str::to_owned).collect(),
+            config_epoch: 1,
             replicas: replicas
                 .iter()
                 .map(|(n, f)| ReplicaReport {
@@ -501,6 +558,94 @@ mod tests {
     }
 
     #[test]
+    fn a_sentinel_alone_with_its_primary_adopts_the_majoritys() {
+        let at = |primary: &str, flags: &str, epoch: u64| {
+            let mut s = sentinel(primary, flags, HEALTHY).expect("a report");
+            s.config_epoch = epoch;
+            s
+        };
+        let adopt = |n: &str| Follow::Adopt(n.to_owned());
+        // story, this Sentinel, the others, what it does
+        let rows: Vec<(&str, SentinelReport, Vec<Option<SentinelReport>>, Follow)> = vec![
+            (
+                "all agree",
+                at("redis-1", "master", 3),
+                vec![Some(at("redis-1", "master", 3)); 2],
+                Follow::Stay,
+            ),
+            (
+                "ended its own failover on the epoch the others used for another primary",
+                at("redis-3", "s_down,master", 4),
+                vec![Some(at("redis-2", "master", 4)); 2],
+                adopt("redis-2"),
+            ),
+            (
+                "the others are on a newer epoch",
+                at("redis-3", "master", 3),
+                vec![Some(at("redis-2", "master", 4)); 2],
+                adopt("redis-2"),
+            ),
+            (
+                "its own view is newer: it spreads by itself",
+                at("redis-3", "master", 5),
+                vec![Some(at("redis-2", "master", 4)); 2],
+                Follow::Stay,
+            ),
+            (
+                "one of the two it would follow is behind it",
+                at("redis-3", "master", 4),
+                vec![
+                    Some(at("redis-2", "master", 4)),
+                    Some(at("redis-2", "master", 3)),
+                ],
+                Follow::Stay,
+            ),
+            (
+                "it is leading a failover",
+                at("redis-3", "master,failover_in_progress", 4),
+                vec![Some(at("redis-2", "master", 4)); 2],
+                Follow::Stay,
+            ),
+            (
+                "another is leading a failover",
+                at("redis-3", "master", 4),
+                vec![
+                    Some(at("redis-2", "master,failover_in_progress", 4)),
+                    Some(at("redis-2", "master", 4)),
+                ],
+                Follow::Stay,
+            ),
+            (
+                "one other silent, the other disagrees: no majority",
+                at("redis-3", "master", 4),
+                vec![None, Some(at("redis-2", "master", 4))],
+                Follow::Stay,
+            ),
+            (
+                "three views: no majority",
+                at("redis-3", "master", 4),
+                vec![
+                    Some(at("redis-1", "master", 4)),
+                    Some(at("redis-2", "master", 4)),
+                ],
+                Follow::Stay,
+            ),
+            (
+                "it is in the majority, one other is stale",
+                at("redis-2", "master", 4),
+                vec![
+                    Some(at("redis-2", "master", 4)),
+                    Some(at("redis-3", "master", 4)),
+                ],
+                Follow::Stay,
+            ),
+        ];
+        for (story, me, others, want) in rows {
+            assert_eq!(follow_majority(&me, &others), want, "{story}");
+        }
+    }
+
+    #[test]
     fn refusals_say_why() {
         let v = decide(&all("redis-2", "master", HEALTHY), &node("redis-1", &[]), 1);
         assert_eq!(
@@ -520,6 +665,7 @@ mod tests {
             ("name", "swarmvote"),
             ("ip", "redis-1"),
             ("flags", "master,s_down"),
+            ("config-epoch", "4"),
         ]);
         let replicas = vec![
             pairs(&[("ip", "redis-2"), ("flags", "slave")]),
@@ -529,6 +675,7 @@ mod tests {
         assert_eq!(report.primary, "redis-1");
         assert_eq!(report.primary_flags, ["master", "s_down"]);
         assert_eq!(report.replicas.len(), 1);
+        assert_eq!(report.config_epoch, 4);
         assert!(sentinel_report(&pairs(&[("flags", "master")]), &[]).is_none());
     }
 
