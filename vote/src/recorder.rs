@@ -24,6 +24,10 @@ use crate::sentinels::{Observation, MAX_AGE};
 /// The Sentinels' latest word, from [`crate::sentinels::watch`].
 pub type Observations = watch::Receiver<Option<Arc<Observation>>>;
 
+/// How long a vote the Sentinels' word does not allow waits for a newer word
+/// that does, before it is refused (see `Replication::replicas_to_wait_for`).
+const VERDICT_GRACE: Duration = Duration::from_millis(1000);
+
 /// After a failed connect, fail fast for this long instead of letting every
 /// request wait out its own connect timeout against a dead host.
 const RECONNECT_PAUSE: Duration = Duration::from_millis(250);
@@ -376,10 +380,7 @@ impl Replication {
 
     /// Whether the writes on `current` so far are safe to acknowledge.
     async fn confirm(&self, current: &Current) -> Result<(), RecordError> {
-        let wanted = match self.verdict(current) {
-            Verdict::Wait { replicas } => replicas,
-            Verdict::Refuse(why) => return Err(RecordError::Unsafe(why)),
-        };
+        let wanted = self.replicas_to_wait_for(current).await?;
         self.metrics.replicas_required.set(i64::from(wanted));
         let timeout_ms = u64::try_from(self.wait_timeout.as_millis()).unwrap_or(u64::MAX);
         let acked: i64 = redis::cmd("WAIT")
@@ -395,6 +396,31 @@ impl Replication {
         match self.verdict(current) {
             Verdict::Wait { .. } => Ok(()),
             Verdict::Refuse(why) => Err(RecordError::Unsafe(why)),
+        }
+    }
+
+    /// The replicas to wait for, by the rule. When the rule refuses, the
+    /// next observations are given [`VERDICT_GRACE`] to allow the vote: a
+    /// poll that came late because the machine stalled, or a Sentinel that
+    /// missed one answer, must not fail votes. Only a fresh word is ever
+    /// acted on, so this waits, it never relaxes the rule.
+    async fn replicas_to_wait_for(&self, current: &Current) -> Result<u32, RecordError> {
+        let deadline = tokio::time::Instant::now() + VERDICT_GRACE;
+        let mut changes = self.observations.clone();
+        loop {
+            let why = match self.verdict(current) {
+                Verdict::Wait { replicas } => return Ok(replicas),
+                Verdict::Refuse(why) => why,
+            };
+            let Some(changes) = changes.as_mut() else {
+                return Err(RecordError::Unsafe(why));
+            };
+            if !matches!(
+                tokio::time::timeout_at(deadline, changes.changed()).await,
+                Ok(Ok(()))
+            ) {
+                return Err(RecordError::Unsafe(why));
+            }
         }
     }
 

@@ -178,3 +178,65 @@ async fn waits_for_every_promotable_replica_and_never_for_an_old_primary() {
     );
     service.stop().await.expect("clean stop");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_vote_waits_out_a_short_silence_of_the_sentinels_and_is_refused_in_a_long_one() {
+    let nodes = nodes();
+    let sentinels = Sentinels::start(MASTER, &nodes[0]);
+    let client = Client::new();
+    let service = start_vote(&nodes[0], &sentinels).await;
+    eventually(Duration::from_secs(30), "a recorded vote", || async {
+        (vote(&client, &service).await == StatusCode::OK).then_some(())
+    })
+    .await;
+    let silence = |frozen: bool| {
+        for s in &sentinels.servers {
+            if frozen {
+                s.freeze();
+            } else {
+                s.thaw();
+            }
+        }
+    };
+
+    // Silent long enough that the word the vote service holds refuses
+    // (every poll times out), then back 0.2 s after the vote was sent.
+    silence(true);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let sent = Instant::now();
+    let pending = tokio::spawn({
+        let (client, url) = (client.clone(), service.url("/api/vote"));
+        async move {
+            client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(r#"{"vote":"b"}"#)
+                .send()
+                .await
+                .map(|r| r.status())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    silence(false);
+    let status = pending.await.expect("the request task").expect("an answer");
+    assert_eq!(status, StatusCode::OK, "a vote during a 0.2 s silence");
+    assert!(
+        sent.elapsed() >= Duration::from_millis(150),
+        "it waited for the Sentinels"
+    );
+
+    // Silent for longer than the grace: refused, not hung.
+    silence(true);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let sent = Instant::now();
+    let status = vote(&client, &service).await;
+    let took = sent.elapsed();
+    silence(false);
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "a vote while the Sentinels stay silent"
+    );
+    assert!(took < Duration::from_secs(5), "refused in {took:?}");
+    service.stop().await.expect("clean stop");
+}
