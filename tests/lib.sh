@@ -108,6 +108,17 @@ break_under_load() {
   printf '    load: %s\n' "$(cat "$dir/loadgen.out")"
 }
 
+# why_not_acked LOG SINCE_MS: when requests of load log LOG were not
+# acknowledged, prints their answers (HTTP status, 0 for none) and what the
+# vote service logged as the reason since SINCE_MS, counted, so that a
+# failed check says why.
+why_not_acked() {
+  local log=$1 since=$2
+  awk '$4 == 0 { n[$3]++ } END { for (s in n) printf "      %d answered %s\n", n[s], (s == 0 ? "nothing (timeout or reset)" : "HTTP " s) }' "$log"
+  docker service logs --raw --since "$(date -u -d "@$((since / 1000 - 1))" +%FT%TZ)" app_vote 2>&1 \
+    | grep -o '"vote not recorded".*' | grep -oE '"error":"[^"]*"' | sort | uniq -c | sed 's/^/      vote logged /' || true
+}
+
 # Waits until every acknowledged vote of log $1 is stored (the worker drains
 # the queue); prints the audit's summary line; fails if it never is.
 audit_votes() {

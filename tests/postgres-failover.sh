@@ -145,6 +145,7 @@ scenario() {
 
   failures=$(awk '$4 == 0' "$dir/load" | wc -l)
   check "$name: no vote failed meanwhile ($failures not acknowledged)" test "$failures" -eq 0
+  [ "$failures" -eq 0 ] || why_not_acked "$dir/load" "$fault"
   if [ "$moves" = yes ]; then
     new=$(wait_new_primary "$old" || true)
     check "$name: repmgr promoted another node ($old -> ${new:-none})" test -n "$new"
