@@ -1,5 +1,5 @@
 # The build stage shared by the images that carry our Rust binaries (vote,
-# worker, result; the redis image's sentinel-follow): compiles the workspace
+# worker, result; the redis image's sentinel-follow; the postgres image's pgha): compiles the workspace
 # once, with Debian's Rust. deploy.sh builds it as swarmvote/build and each
 # image's Dockerfile copies its binary out of it.
 FROM debian:bookworm-slim
@@ -29,13 +29,14 @@ RUN for crate in common vote worker result testkit bench loadgen pgha; do \
       mkdir -p "$crate/src" && echo 'fn main() {}' > "$crate/src/main.rs" && touch "$crate/src/lib.rs"; \
     done \
  && cargo build --release --locked -p vote -p worker -p result \
- && rm -rf common/src vote/src worker/src result/src
+ && rm -rf common/src vote/src worker/src result/src pgha/src
 
 COPY common common
 COPY vote vote
 COPY worker worker
 COPY result result
+COPY pgha pgha
 # COPY keeps the sources' old modification times; cargo must see them as new.
-RUN find common vote worker result -name '*.rs' -exec touch {} + \
- && cargo build --release --locked -p vote -p worker -p result -p common --bins \
- && ls -l target/release/vote target/release/worker target/release/result target/release/sentinel-follow
+RUN find common vote worker result pgha -name '*.rs' -exec touch {} + \
+ && cargo build --release --locked -p vote -p worker -p result -p common -p pgha --bins \
+ && ls -l target/release/vote target/release/worker target/release/result target/release/sentinel-follow target/release/pgha

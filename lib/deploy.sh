@@ -371,11 +371,35 @@ deploy_postgres() {
     ensure_secret "$name"
   done
   ensure_stats_auth
-  build_image postgres "$SWARMVOTE_ROOT/postgres/Dockerfile" "$SWARMVOTE_ROOT/postgres"
+  build_rust
+  build_image postgres "$SWARMVOTE_ROOT/postgres/Dockerfile" "$SWARMVOTE_ROOT/postgres" --build-arg "BUILD_IMAGE=$BUILD_IMAGE"
   build_image pgpool "$SWARMVOTE_ROOT/postgres/pgpool.Dockerfile" "$SWARMVOTE_ROOT/postgres"
   build_image pg-haproxy "$SWARMVOTE_ROOT/postgres/haproxy.Dockerfile" "$SWARMVOTE_ROOT/postgres"
   deploy_stack postgres "$SWARMVOTE_ROOT/postgres/docker-compose.yml"
   wait_stack postgres
+  wait_pg_primary
+}
+
+# Waits until Pgpool-II (db) reaches a primary that takes writes: a node's
+# container is healthy while it deliberately waits for a primary, so healthy
+# containers alone do not mean the database works.
+wait_pg_primary() {
+  local deadline=$((SECONDS + DEPLOY_TIMEOUT)) started=$SECONDS id why
+  while :; do
+    id=$(docker ps -q --filter "label=com.docker.swarm.service.name=postgres_pg-1" | head -n 1)
+    # A write (a temporary table) succeeds only on a primary.
+    if [ -n "$id" ] && docker exec -u postgres "$id" timeout 5 psql -X -q -h db -U "${REPMGR_USERNAME:-repmgr}" -d postgres \
+      -c 'CREATE TEMPORARY TABLE deploy_probe (x int)' >/dev/null 2>&1; then
+      step "PostgreSQL takes writes through db"
+      return 0
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      why=$(docker logs "$id" 2>&1 | grep 'pgha\[' | tail -n 1)
+      die "PostgreSQL does not take writes through db after ${DEPLOY_TIMEOUT}s (pg-1 says: ${why:-nothing}); see ./deploy.sh status and ./deploy.sh logs pg-1"
+    fi
+    waiting "$started" "PostgreSQL to take writes through db"
+    sleep 2
+  done
 }
 
 deploy_redis() {

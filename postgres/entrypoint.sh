@@ -49,6 +49,13 @@ STARTED_AT=$(date +%s)
 # container gives up and exits
 PG_DOWN_GRACE=${PG_DOWN_GRACE:-15}
 
+# What pg_rewind or a re-clone would discard is kept here first (in the
+# volume, beside PGDATA), and alarms are appended to ALARMS; at most
+# KEEP_ASIDE_MAX copies of each kind are kept.
+KEPT_DIR=$(dirname "$PGDATA")/kept-aside
+ALARMS_FILE=$(dirname "$PGDATA")/ALARMS
+KEEP_ASIDE_MAX=${KEEP_ASIDE_MAX:-3}
+
 CONF_DIR=/etc/pgha
 RUN_DIR=/run/pgha
 SECRETS_DIR=$RUN_DIR/secrets
@@ -176,6 +183,13 @@ host    replication  $REPMGR_USERNAME  all  scram-sha-256
 host    all          all         all       scram-sha-256
 EOF
 
+    # How fast repmgrd replaces a primary: it pings it every second; after a
+    # failed ping it tries twice more, 1 s apart. Each ping of a hung
+    # primary waits out connect_timeout (2 s, libpq's least), so a hung
+    # primary is declared dead after about 1 + 2 + 2 x (1 + 2) = 9 s, a dead
+    # one (refused at once) after about 3 s. A stall must last over about
+    # 6 s before it can cause a promotion. (Was 2 s, 3 attempts, 2 s apart:
+    # 16 s measured for a hung primary, 5 s for a dead one.)
     cat >"$REPMGR_CONF" <<EOF
 node_id=$NODE_ID
 node_name='$NODE_NAME'
@@ -191,10 +205,10 @@ log_facility='STDERR'
 failover='automatic'
 promote_command='$PGBIN/repmgr standby promote -f $REPMGR_CONF --log-to-file'
 follow_command='$PGBIN/repmgr standby follow -f $REPMGR_CONF --log-to-file --upstream-node-id=%n'
-monitor_interval_secs=2
+monitor_interval_secs=1
 connection_check_type='ping'
-reconnect_attempts=3
-reconnect_interval=2
+reconnect_attempts=2
+reconnect_interval=1
 primary_visibility_consensus=true
 promote_check_timeout=30
 standby_follow_timeout=30
@@ -285,6 +299,91 @@ keep_old_datadir() { # <reason>
     dest="$PGDATA.old-$(date -u +%Y%m%dT%H%M%SZ)"
     log "keeping old data directory as $dest ($1)"
     mv "$PGDATA" "$dest"
+    prune_oldest "$PGDATA.old-*"
+}
+
+# Removes all but the KEEP_ASIDE_MAX newest of the paths matching glob $1
+# (their names end in a UTC time stamp, so they sort by age).
+prune_oldest() { # <glob>
+    local old
+    # shellcheck disable=SC2086 # the glob is meant to expand
+    for old in $(ls -d $1 2>/dev/null | sort | head -n "-$KEEP_ASIDE_MAX"); do
+        log "removing the oldest kept-aside copy $old (at most $KEEP_ASIDE_MAX are kept)"
+        rm -rf -- "$old"
+    done
+}
+
+# Keeps the whole data directory aside, because of reason $1.
+keep_whole() { # <reason>
+    log "WARNING: $1: keeping this data directory aside whole before the rewind"
+    mkdir -p "$KEPT_DIR"
+    cp -a "$PGDATA" "$KEPT_DIR/$(date -u +%Y%m%dT%H%M%SZ)-whole-tli$(local_tli)"
+    prune_oldest "$KEPT_DIR/*-whole-tli*"
+}
+
+# A WAL position (16/B374D848) as a number, to compare two.
+lsn_number() { # <lsn>
+    local hi=${1%/*} lo=${1#*/}
+    echo $(((0x$hi << 32) | 0x$lo))
+}
+
+# The WAL segment file holding position $2 on timeline $1 (16 MB segments).
+wal_segment() { # <timeline> <lsn>
+    local hi=${2%/*} lo=${2#*/}
+    printf '%08X%08X%08X' "$1" "0x$hi" "$((0x$lo >> 24))"
+}
+
+# Before pg_rewind moves this (stopped) node onto <primary>'s newer timeline,
+# looks at what it holds past the fork point, and lets the rule (pgha
+# before-rewind) say what that is: nothing committed (rewind), a former
+# primary's commits no standby confirmed (kept aside, logged), or a
+# standby's commits from a superseded primary (kept aside, ALARM).
+check_past_fork() { # <primary host>
+    local primary=$1 mine theirs history fork listing verdict was=primary dest
+    [[ -f $PGDATA/standby.signal ]] && was=standby
+    mine=$(local_tli)
+    theirs=$(peer_sql "$primary" "SELECT $WRITE_TIMELINE") || { log "could not ask $primary for its timeline: rewinding without checking"; return 0; }
+    ((theirs > mine)) || return 0
+    history=$(peer_sql "$primary" "SELECT pg_read_file('pg_wal/' || lpad(upper(to_hex($theirs)), 8, '0') || '.history')") || history=""
+    if ! fork=$(pgha fork-point --timeline "$mine" <<<"$history" 2>&1); then
+        keep_whole "no fork point of timeline $mine in $primary's history ($fork)"
+        return 0
+    fi
+    local first checkpoint
+    first=$(wal_segment "$mine" "$fork")
+    checkpoint=$(controldata "Latest checkpoint location")
+    if [[ ! -f $PGDATA/pg_wal/$first ]] && (($(lsn_number "$checkpoint") >= $(lsn_number "$fork"))); then
+        keep_whole "the WAL segment $first of the fork point $fork is gone from pg_wal, and this node reached $checkpoint"
+        return 0
+    fi
+    listing=$(pg_waldump -p "$PGDATA/pg_wal" -t "$mine" -s "$fork" 2>/dev/null || true)
+    if ! verdict=$(pgha before-rewind --was "$was" --from "$fork" <<<"$listing" 2>&1); then
+        keep_whole "pgha before-rewind failed: $verdict"
+        return 0
+    fi
+    case $verdict in
+    discards*)
+        log "this $was holds nothing committed past the fork point $fork of timeline $mine (${verdict#discards } records): rewinding onto $primary"
+        return 0
+        ;;
+    esac
+    read -r _ records commits <<<"$verdict"
+    # The listing of what is past the fork, and the WAL segments holding it.
+    dest="$KEPT_DIR/$(date -u +%Y%m%dT%H%M%SZ)-$was-tli$mine-from-${fork/\//-}"
+    mkdir -p "$dest"
+    printf '%s\n' "$listing" >"$dest/records-past-fork.txt"
+    local f
+    for f in "$PGDATA/pg_wal/$(printf '%08X' "$mine")"*; do
+        [[ -f $f && ! ${f##*/} < $first ]] && cp -- "$f" "$dest/"
+    done
+    prune_oldest "$KEPT_DIR/*-$was-tli*"
+    if [[ $verdict == alarm* ]]; then
+        log "ALARM: this STANDBY holds $commits commits ($records records) past the fork point $fork of timeline $mine: it received WAL from a primary a promotion had superseded, and may have confirmed commits $primary lacks. Kept in $dest"
+        printf '%s %s: standby held %s commits past fork %s of timeline %s; kept in %s\n' \
+            "$(date -u +%FT%TZ)" "$NODE_NAME" "$commits" "$fork" "$mine" "$dest" >>"$ALARMS_FILE"
+    else
+        log "this former primary holds $commits commits ($records records) past the fork point $fork of timeline $mine, which no standby confirmed (no client was told they succeeded): kept in $dest, then rewinding"
+    fi
 }
 
 # --------------------------------------------------------------- actions --
@@ -354,6 +453,7 @@ rejoin_to() { # <primary host>
     local primary=$1
     set_state rejoining
     ensure_clean_shutdown || true
+    check_past_fork "$primary"
     log "rejoining as standby of $primary (repmgr node rejoin --force-rewind)"
     if repmgr -f "$REPMGR_CONF" node rejoin -d "$(node_conninfo "$primary")" \
         --force-rewind --config-files=postgresql.conf --verbose; then

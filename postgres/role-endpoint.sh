@@ -5,6 +5,9 @@
 #   GET /health   200 if postgres accepts connections (pg_isready)
 #   GET /state    200, key=value lines used by the partners at start-up (works
 #                 while postgres is down: data-dir facts come from pg_controldata)
+#   GET /metrics  200, Prometheus text: alarms (a standby held commits past a
+#                 fork point: see check_past_fork in entrypoint.sh) and copies
+#                 kept aside
 set -euo pipefail
 export LC_ALL=C
 PGDATA=${PGDATA:-/var/lib/postgresql/data/pgdata}
@@ -20,6 +23,10 @@ q() { # query the local server over the unix socket (peer auth as postgres)
     PGCONNECT_TIMEOUT=2 timeout 3 "$PGBIN/psql" -X -qAt -h /var/run/postgresql -p 5432 \
         -U postgres -d postgres -c "$1" 2>/dev/null || true
 }
+
+# How many alarms the entrypoint raised, and how many copies it keeps aside.
+alarms() { if [[ -f $(dirname "$PGDATA")/ALARMS ]]; then wc -l <"$(dirname "$PGDATA")/ALARMS"; else echo 0; fi; }
+kept_aside() { find "$(dirname "$PGDATA")/kept-aside" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l || true; }
 
 controldata() { "$PGBIN/pg_controldata" -D "$PGDATA" 2>/dev/null | sed -n "s/^$1:[[:space:]]*//p"; }
 
@@ -68,9 +75,21 @@ case $path in
         body+="initialized=0"$'\n'
     fi
     body+="in_recovery=$(q "SELECT pg_is_in_recovery()")"$'\n'
+    body+="alarms=$(alarms)"$'\n'
+    body+="kept_aside=$(kept_aside)"$'\n'
+    respond 200 OK "$body"
+    ;;
+/metrics)
+    body="# HELP pgha_alarms Times a standby held commits past the fork point of the primary it rejoined (they may have been acknowledged and lost).
+# TYPE pgha_alarms counter
+pgha_alarms $(alarms)
+# HELP pgha_kept_aside Copies of WAL or data kept aside before a rewind.
+# TYPE pgha_kept_aside gauge
+pgha_kept_aside $(kept_aside)
+"
     respond 200 OK "$body"
     ;;
 *)
-    respond 404 "Not Found" $'try /primary /replica /health /state\n'
+    respond 404 "Not Found" $'try /primary /replica /health /state /metrics\n'
     ;;
 esac

@@ -94,6 +94,26 @@ wait_whole() {
   return 1
 }
 
+# What node $1 (any of its containers since ms $2) logged about its WAL past
+# the fork point before a rewind (postgres/entrypoint.sh check_past_fork).
+past_fork_line() {
+  local c since
+  since=$(date -u -d "@$(($2 / 1000))" +%FT%TZ)
+  for c in $(docker ps -aq --filter "label=com.docker.swarm.service.name=postgres_$1"); do
+    docker logs --since "$since" "$c" 2>&1 | grep -m1 -oE '(holds nothing committed|holds [0-9]+ commits).*past the fork point [0-9A-F/]+' || true
+  done | head -n 1
+}
+
+# Lines of every node's ALARMS file: a standby held commits past the fork
+# point of the primary it rejoined (they may have been acknowledged and lost).
+alarms() {
+  local n id
+  for n in pg-1 pg-2 pg-3; do
+    id=$(container_of "postgres_$n")
+    [ -n "$id" ] && docker exec "$id" sh -c 'cat /var/lib/postgresql/data/ALARMS 2>/dev/null' || true
+  done
+}
+
 # --- Faults: each gets the primary's name and container; heal ones undo. ---
 
 fault_kill() { docker kill "$2" >/dev/null; }
@@ -150,6 +170,8 @@ scenario() {
     new=$(wait_new_primary "$old" || true)
     check "$name: repmgr promoted another node ($old -> ${new:-none})" test -n "$new"
     [ -z "$new" ] || check "$name: the old primary $old ends as a standby of $new" wait_standby_of "$old" "$new"
+    [ -z "$new" ] || check "$name: before its rewind, $old looked at what it held past the fork point ($(past_fork_line "$old" "$fault"))" \
+      test -n "$(past_fork_line "$old" "$fault")"
   elif [ "$moves" = may ]; then
     # A hung primary: today repmgrd takes about 16-26 s to replace it, so a
     # 25 s freeze sometimes ends before any promotion (a full run saw none).
@@ -271,6 +293,8 @@ main() {
     scenario "$s" "${about[$s]}" "${moves[$s]}"
   done
   check "the postgres stack is whole after the faults" wait_whole
+  check "no standby ever held commits past the fork point of the primary it rejoined ($(alarms | wc -l) alarms)" \
+    test -z "$(alarms)"
   report "postgres failover" "recovery times in $RESULTS"
 }
 
