@@ -37,6 +37,20 @@ fn names(text: &str) -> BTreeSet<String> {
 }
 
 /// Variable names the services read through `Env` or `std::env::var`.
+/// Every `.rs` file under `dir`, subdirectories (`src/bin`) included.
+fn rust_sources(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("a source directory") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            found.extend(rust_sources(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            found.push(path);
+        }
+    }
+    found
+}
+
 fn read_by_services() -> BTreeSet<String> {
     let readers = [
         ".string(",
@@ -48,9 +62,7 @@ fn read_by_services() -> BTreeSet<String> {
     ];
     let mut names = BTreeSet::new();
     for krate in ["common", "vote", "worker", "result"] {
-        let dir = root().join(krate).join("src");
-        for entry in std::fs::read_dir(&dir).expect("src dir") {
-            let path = entry.expect("entry").path();
+        for path in rust_sources(&root().join(krate).join("src")) {
             let source = std::fs::read_to_string(&path).expect("source");
             // Unit tests read made-up variables.
             let source = source.split("#[cfg(test)]").next().unwrap_or_default();
