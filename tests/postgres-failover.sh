@@ -216,7 +216,10 @@ scenario() {
   ms=$(first_commit_after "$(cat "$dir/effective")" || true)
   [ -z "$ms" ] || ms=$((ms + $(cat "$dir/effective") - fault))
   printf '%s: worker commits again %s ms after the fault\n' "$name" "${ms:-?}" >>"$RESULTS"
-  check "$name: the worker commits again after the fault (${ms:-never} ms; goal < 30000)" test -n "$ms"
+  check "$name: the worker commits again after the fault" test -n "$ms"
+  # The goal (issue 12: within 15 s of any single fault) is recorded, not asserted.
+  [ -z "$ms" ] || printf '    %s: commits again after %s ms: goal 15000 ms %s\n' "$name" "$ms" \
+    "$([ "$ms" -le 15000 ] && echo met || echo 'NOT MET')"
 }
 
 # Bad input: a wrong password, a data directory of another cluster.
