@@ -79,14 +79,24 @@ first_commit_after() {
                    WHERE updated_at > to_timestamp($1 / 1000.0)" 2>/dev/null
 }
 
+# Succeeds when repmgrd runs on every node (a standby starts it only once
+# its own registration has replicated: until then nothing could promote it).
+repmgrd_everywhere() {
+  local n id
+  for n in pg-1 pg-2 pg-3; do
+    id=$(container_of "postgres_$n")
+    [ -n "$id" ] && docker exec "$id" pgrep -x repmgrd >/dev/null 2>&1 || return 1
+  done
+}
+
 # Waits until every node is back: one primary streaming to two standbys,
-# and Pgpool-II has all three up.
+# repmgrd running on each, and Pgpool-II has all three up.
 wait_whole() {
   local p
   for _ in $(seq 1 120); do
     p=$(primary || true)
     if [ -n "$p" ] && [ "$(node_psql "$p" -c "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'" || true)" = 2 ] \
-      && [ "$(pool_nodes | awk '$2 == "up"' | wc -l)" = 3 ]; then
+      && repmgrd_everywhere && [ "$(pool_nodes | awk '$2 == "up"' | wc -l)" = 3 ]; then
       return 0
     fi
     sleep 1
