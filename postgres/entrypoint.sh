@@ -183,13 +183,12 @@ host    replication  $REPMGR_USERNAME  all  scram-sha-256
 host    all          all         all       scram-sha-256
 EOF
 
-    # How fast repmgrd replaces a primary: it pings it every second; after a
-    # failed ping it tries twice more, 1 s apart. Each ping of a hung
-    # primary waits out connect_timeout (2 s, libpq's least), so a hung
-    # primary is declared dead after about 1 + 2 + 2 x (1 + 2) = 9 s, a dead
-    # one (refused at once) after about 3 s. A stall must last over about
-    # 6 s before it can cause a promotion. (Was 2 s, 3 attempts, 2 s apart:
-    # 16 s measured for a hung primary, 5 s for a dead one.)
+    # How fast repmgrd replaces a primary: a ping every 2 s, then 3 more
+    # 2 s apart (a dead primary: about 5 s; a hung one: about 16 s). Faster
+    # detection was tried (1 s, 2 retries 1 s apart) and broke failover:
+    # repmgrd then asked its sibling standby while the sibling had seen the
+    # primary a second ago, counted it as still visible, cancelled the
+    # election (primary_visibility_consensus) and never held another.
     cat >"$REPMGR_CONF" <<EOF
 node_id=$NODE_ID
 node_name='$NODE_NAME'
@@ -205,10 +204,10 @@ log_facility='STDERR'
 failover='automatic'
 promote_command='$PGBIN/repmgr standby promote -f $REPMGR_CONF --log-to-file'
 follow_command='$PGBIN/repmgr standby follow -f $REPMGR_CONF --log-to-file --upstream-node-id=%n'
-monitor_interval_secs=1
+monitor_interval_secs=2
 connection_check_type='ping'
-reconnect_attempts=2
-reconnect_interval=1
+reconnect_attempts=3
+reconnect_interval=2
 primary_visibility_consensus=true
 promote_check_timeout=30
 standby_follow_timeout=30
