@@ -3,6 +3,7 @@
 //! entrypoint that only the hour-long swarm suite runs.
 
 pub mod lsn;
+pub mod partners;
 pub mod rules;
 pub mod waldump;
 

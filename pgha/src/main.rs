@@ -6,15 +6,17 @@
 //!       where timeline N ends in the newer timeline's history
 //!   pgha before-rewind --was primary|standby --from LSN  < pg_waldump listing
 //!       "discards RECORDS", "keep-aside RECORDS COMMITS" or "alarm RECORDS COMMITS"
+//!   pgha before-promote  < what the promote step saw (see pgha::partners)
+//!       "go", "wait REASON" or "refuse REASON"
 
 use std::io::Read;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use pgha::rules::{self, BeforeRewind};
+use pgha::rules::{self, BeforeRewind, Promote};
 use pgha::{waldump, Lsn};
 
-const USAGE: &str = "usage: pgha fork-point --timeline N < HISTORY\n       pgha before-rewind --was primary|standby --from LSN < WALDUMP";
+const USAGE: &str = "usage: pgha fork-point --timeline N < HISTORY\n       pgha before-rewind --was primary|standby --from LSN < WALDUMP\n       pgha before-promote < PARTNERS";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -76,6 +78,17 @@ fn run(args: Vec<String>) -> anyhow::Result<String> {
                     }
                 },
             )
+        }
+        "before-promote" => {
+            std::io::stdin()
+                .read_to_string(&mut input)
+                .context("reading what the promote step saw")?;
+            let (mine, partners) = pgha::partners::parse(&input)?;
+            Ok(match rules::before_promote(mine, &partners) {
+                Promote::Go => "go".to_owned(),
+                Promote::Wait(why) => format!("wait {why}"),
+                Promote::Refuse(why) => format!("refuse {why}"),
+            })
         }
         other => bail!("unknown command {other:?}\n{USAGE}"),
     }

@@ -247,6 +247,84 @@ pub fn fence(me: &str, nodes: &[NodeState]) -> Fence {
     }
 }
 
+/// What a standby that repmgrd elected saw of one partner, just before it
+/// promotes itself, after it asked every standby partner to stop streaming.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Partner {
+    /// The primary repmgrd declared failed; not asked again.
+    Failed,
+    /// Answers neither SQL nor its entrypoint's `/state`.
+    Silent,
+    /// Its entrypoint answers, its postgres does not run: when it starts it
+    /// follows the primary on the highest timeline, never an older one.
+    Down,
+    /// Runs as a primary.
+    Primary,
+    /// Runs as a standby: whether its WAL receiver still runs, and how far
+    /// the WAL it holds reaches (received or replayed, the greater).
+    Standby { receiving: bool, end: Lsn },
+}
+
+/// The promotion rule's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Promote {
+    /// No partner can confirm a commit of the old primary any more, and none
+    /// holds WAL this node lacks: promote.
+    Go,
+    /// A partner's WAL receiver has not stopped yet: look again shortly.
+    Wait(String),
+    /// Promoting now could lose acknowledged commits: do not.
+    Refuse(String),
+}
+
+/// The promotion rule. A standby that keeps streaming from the old primary
+/// confirms its commits once it thaws or its network heals, and with
+/// `ANY 1` synchronous replication one confirmation acknowledges a commit
+/// that the new primary's timeline lacks. So this node promotes only when a
+/// majority of the cluster (itself, the stopped standbys and the nodes whose
+/// postgres is down) can no longer confirm anything for the old primary, no
+/// stopped standby holds WAL past `mine` (commits it may have confirmed),
+/// and no partner still runs as a primary.
+pub fn before_promote(mine: Lsn, partners: &[(String, Partner)]) -> Promote {
+    let mut quiet = 1; // this node: repmgrd stopped its WAL receiver
+    let mut receiving = Vec::new();
+    for (name, seen) in partners {
+        match *seen {
+            Partner::Primary => {
+                return Promote::Refuse(format!(
+                    "{name} still runs as a primary: it is not failed, and two primaries could both take writes"
+                ));
+            }
+            Partner::Standby { end, .. } if end > mine => {
+                return Promote::Refuse(format!(
+                    "{name} holds WAL up to {end}, past this node's {mine}: it may have confirmed commits this node lacks, so it must be promoted instead"
+                ));
+            }
+            Partner::Standby {
+                receiving: true, ..
+            } => receiving.push(name.as_str()),
+            Partner::Standby {
+                receiving: false, ..
+            }
+            | Partner::Down => quiet += 1,
+            Partner::Failed | Partner::Silent => {}
+        }
+    }
+    if !receiving.is_empty() {
+        return Promote::Wait(format!(
+            "the WAL receiver of {} still runs",
+            receiving.join(", ")
+        ));
+    }
+    let nodes = partners.len() + 1;
+    if quiet * 2 <= nodes {
+        return Promote::Refuse(format!(
+            "only {quiet} of {nodes} nodes are known to have stopped streaming: a silent standby could still confirm the old primary's commits"
+        ));
+    }
+    Promote::Go
+}
+
 /// What a node's WAL past the fork point means before it is rewound or
 /// re-cloned onto the primary's newer timeline.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -447,6 +447,85 @@ fn commits_past_the_fork_point_are_kept_aside_and_a_standbys_are_an_alarm() {
 }
 
 #[test]
+fn a_standby_promotes_only_when_no_partner_can_confirm_for_the_old_primary() {
+    enum Want {
+        Go,
+        Wait(&'static str),
+        Refuse(&'static str),
+    }
+    use Want::*;
+    // Each row: the story, what the promote step saw (as the shell writes
+    // it for `pgha before-promote`), and the answer.
+    let rows: &[(&str, &str, Want)] = &[
+        (
+            "the primary died; the sibling stopped streaming, behind us",
+            "me 0/5000100\npg-1 failed\npg-3 standby stopped 0/50000D8",
+            Go,
+        ),
+        (
+            "the primary froze; the sibling stopped at the same place",
+            "me 0/5000100\npg-1 failed\npg-3 standby stopped 0/5000100",
+            Go,
+        ),
+        (
+            "the sibling's receiver still streams from the frozen primary",
+            "me 0/5000100\npg-1 failed\npg-3 standby receiving 0/5000100",
+            Wait("pg-3 still runs"),
+        ),
+        (
+            "the sibling confirmed WAL we never received: it must win",
+            "me 0/5000100\npg-1 failed\npg-3 standby stopped 0/5000200",
+            Refuse("pg-3 holds WAL up to 0/5000200"),
+        ),
+        (
+            "ahead and still receiving: refused, not waited on",
+            "me 0/5000100\npg-1 failed\npg-3 standby receiving 0/5000200",
+            Refuse("must be promoted instead"),
+        ),
+        (
+            "the new primary killed right after its promotion; the old one is still rejoining",
+            "me 1/0\npg-2 failed\npg-1 down",
+            Go,
+        ),
+        (
+            "the old primary thawed and answers as a primary again",
+            "me 0/5000100\npg-1 primary\npg-3 standby stopped 0/5000100",
+            Refuse("pg-1 still runs as a primary"),
+        ),
+        (
+            "the sibling does not answer: it may stream from the old primary",
+            "me 0/5000100\npg-1 failed\npg-3 silent",
+            Refuse("only 1 of 3 nodes"),
+        ),
+        (
+            "five nodes, one failed, one silent: three of five stopped",
+            "me 0/5000100\nn1 failed\nn3 silent\nn4 standby stopped 0/5000000\nn5 down",
+            Go,
+        ),
+        (
+            "five nodes, two silent: two of five cannot prove anything",
+            "me 0/5000100\nn1 failed\nn3 silent\nn4 silent\nn5 down",
+            Refuse("only 2 of 5 nodes"),
+        ),
+        (
+            "a cluster of two: the only partner failed",
+            "me 0/5000100\npg-1 failed",
+            Refuse("only 1 of 2 nodes"),
+        ),
+    ];
+    for (story, seen, want) in rows {
+        let (mine, partners) = crate::partners::parse(seen).expect(story);
+        let got = before_promote(mine, &partners);
+        match (want, &got) {
+            (Go, Promote::Go) => {}
+            (Wait(why), Promote::Wait(said)) | (Refuse(why), Promote::Refuse(said))
+                if said.contains(why) => {}
+            _ => panic!("{story}: got {got:?}"),
+        }
+    }
+}
+
+#[test]
 fn the_fork_point_comes_from_the_new_timelines_history() {
     // As PostgreSQL writes 00000003.history.
     let history = "1\t0/3000158\tno recovery target specified\n\n2\t0/5000060\tno recovery target specified\n";

@@ -130,6 +130,12 @@ fn wrong_arguments_and_input_get_a_clear_error() {
             &"9".repeat(100_000),
             "expected a timeline and a WAL position",
         ),
+        (&["before-promote"], "", "no \"me LSN\" line"),
+        (
+            &["before-promote"],
+            "me 0/1\npg-3 standby stopped\n",
+            "line 2",
+        ),
     ];
     for (args, input, want) in rows {
         let (code, out, err) = pgha(args, input);
@@ -145,4 +151,12 @@ fn wrong_arguments_and_input_get_a_clear_error() {
         "1\t0/3000158\tno recovery target specified\n",
     );
     assert_eq!((code, out.as_str()), (0, "0/3000158"));
+    let (code, out, _) = pgha(
+        &["before-promote"],
+        "me 0/5000100\npg-1 failed\npg-3 standby receiving 0/5000100\n",
+    );
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "wait the WAL receiver of pg-3 still runs")
+    );
 }
