@@ -373,7 +373,7 @@ deploy_postgres() {
   ensure_stats_auth
   build_rust
   build_image postgres "$SWARMVOTE_ROOT/postgres/Dockerfile" "$SWARMVOTE_ROOT/postgres" --build-arg "BUILD_IMAGE=$BUILD_IMAGE"
-  build_image pgpool "$SWARMVOTE_ROOT/postgres/pgpool.Dockerfile" "$SWARMVOTE_ROOT/postgres"
+  build_image pgpool "$SWARMVOTE_ROOT/postgres/pgpool.Dockerfile" "$SWARMVOTE_ROOT/postgres" --build-arg "BUILD_IMAGE=$BUILD_IMAGE"
   build_image pg-haproxy "$SWARMVOTE_ROOT/postgres/haproxy.Dockerfile" "$SWARMVOTE_ROOT/postgres"
   deploy_stack postgres "$SWARMVOTE_ROOT/postgres/docker-compose.yml"
   wait_stack postgres

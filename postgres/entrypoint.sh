@@ -202,7 +202,7 @@ priority=$REPMGR_PRIORITY
 log_level='INFO'
 log_facility='STDERR'
 failover='automatic'
-promote_command='$PGBIN/repmgr standby promote -f $REPMGR_CONF --log-to-file'
+promote_command='/usr/local/bin/entrypoint.sh promote'
 follow_command='$PGBIN/repmgr standby follow -f $REPMGR_CONF --log-to-file --upstream-node-id=%n'
 monitor_interval_secs=2
 connection_check_type='ping'
@@ -383,6 +383,78 @@ check_past_fork() { # <primary host>
     else
         log "this former primary holds $commits commits ($records records) past the fork point $fork of timeline $mine, which no standby confirmed (no client was told they succeeded): kept in $dest, then rewinding"
     fi
+}
+
+# ------------------------------------------------------------- promotion --
+# repmgrd's promote_command. A standby still streaming from the old primary
+# confirms its commits the moment it thaws or its network heals, and with
+# ANY 1 synchronous replication that one confirmation acknowledges a commit
+# the new timeline lacks. So before promoting, this node stops every standby
+# partner's WAL receiver (primary_conninfo = '', which their repmgrd's
+# "standby follow" replaces with the new primary), then lets the rule (pgha
+# before-promote) decide from what it sees; a refusal gives each partner its
+# primary_conninfo back.
+declare -A DETACHED=() # partner -> the primary_conninfo it had
+
+set_conninfo() { # <host> <primary_conninfo>
+    timeout 6 psql -X -qAt "$(node_conninfo "$1")" -v ci="$2" >/dev/null 2>&1 <<'SQL'
+ALTER SYSTEM SET primary_conninfo = :'ci';
+SELECT pg_reload_conf();
+SQL
+}
+
+# One line for `pgha before-promote` about partner $1 (see pgha::partners).
+partner_seen() { # <host> <name of the failed primary>
+    local p=$1 r st
+    if [[ $p == "$2" ]]; then echo "$p failed"; return 0; fi
+    if ! r=$(peer_sql "$p" "SELECT pg_is_in_recovery(), EXISTS (SELECT 1 FROM pg_stat_wal_receiver), GREATEST(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())"); then
+        st=$(peer_http "$p" /state)
+        if [[ -n $st && -z $(kv in_recovery "$st") ]]; then echo "$p down"; else echo "$p silent"; fi
+        return 0
+    fi
+    case $r in
+    f\|*) echo "$p primary" ;;
+    t\|t\|*) echo "$p standby receiving ${r##*|}" ;;
+    t\|f\|*) echo "$p standby stopped ${r##*|}" ;;
+    *) echo "$p silent" ;;
+    esac
+}
+
+detach_partner() { # <host>
+    local p=$1 ci
+    ci=$(peer_sql "$p" "SELECT current_setting('primary_conninfo') WHERE pg_is_in_recovery()") || return 0
+    [[ -n $ci && -z ${DETACHED[$p]+set} ]] || return 0
+    if set_conninfo "$p" ""; then
+        DETACHED[$p]=$ci
+        log "promote: stopped $p's WAL receiver (primary_conninfo cleared)"
+    fi
+}
+
+promote_after_check() {
+    local failed p seen verdict
+    trap - TERM INT # the node's stop handler belongs to the supervising process
+    failed=$(psql -X -qAt -h /var/run/postgresql -U postgres -d "$REPMGR_DATABASE" \
+        -c "SELECT node_name FROM repmgr.nodes WHERE type = 'primary' AND active AND node_id <> $NODE_ID" 2>/dev/null | head -n1 || true)
+    log "promote: repmgrd elected this node; the failed primary is ${failed:-unknown}"
+    for p in "${PEERS[@]}"; do [[ $p == "$failed" ]] || detach_partner "$p"; done
+    for _ in $(seq 1 12); do
+        seen="me $(psql -X -qAt -h /var/run/postgresql -U postgres -d postgres -c "SELECT GREATEST(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())")"
+        for p in "${PEERS[@]}"; do seen+=$'\n'$(partner_seen "$p" "$failed"); done
+        verdict=$(pgha before-promote <<<"$seen" 2>&1) || verdict="refuse pgha before-promote failed: $verdict"
+        case $verdict in
+        go)
+            log "promote: $(tr '\n' ';' <<<"$seen") -> promoting"
+            exec repmgr standby promote -f "$REPMGR_CONF" --log-to-file
+            ;;
+        wait*) nap 0.5 ;;
+        *) break ;;
+        esac
+    done
+    log "promote: NOT promoting: ${verdict#* } (saw: $(tr '\n' ';' <<<"$seen"))"
+    for p in "${!DETACHED[@]}"; do
+        set_conninfo "$p" "${DETACHED[$p]}" && log "promote: gave $p its primary_conninfo back"
+    done
+    exit 1
 }
 
 # --------------------------------------------------------------- actions --
@@ -728,4 +800,7 @@ main() {
     supervise
 }
 
-main "$@"
+case ${1:-} in
+promote) promote_after_check ;;
+*) main "$@" ;;
+esac

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # pgha pgpool entrypoint: generates pool_passwd (AES, pg_enc), pcp.conf and a
 # runtime pgpool.conf from Docker secrets, runs pgpool in the foreground and a
-# small reconciler that re-attaches backends Pgpool left detached although
-# they are healthy (e.g. the primary after a full cluster restart, which
-# auto_failback does not cover because it only handles standbys).
+# small reconciler that makes Pgpool route writes to the one primary the
+# tier's rule names (see reconcile), and re-attaches backends Pgpool left
+# detached although they are healthy.
 set -euo pipefail
 
 REPMGR_USERNAME=${REPMGR_USERNAME:-repmgr}
@@ -100,29 +100,39 @@ backend_state() { # <host>: primary | streaming | standby | down
     printf '%s' "${r:-down}"
 }
 
-backend_timeline() { # <host>: the timeline a primary writes on, from its current WAL file name (0 when unknown)
+# One line for `pgha primary` (see pgha::roles): "HOST primary TIMELINE"
+# (the timeline it writes on, from its current WAL file), "HOST standby" or
+# "HOST down".
+backend_role() { # <host>
     local r
     r=$(timeout 5 psql -X -qAt "host=$1 port=5432 user=$REPMGR_USERNAME dbname=postgres connect_timeout=2" \
-        -c "SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int WHERE NOT pg_is_in_recovery()" 2>/dev/null || true)
-    [[ $r =~ ^[0-9]+$ ]] && printf '%s' "$r" || printf '0'
+        -c "SELECT CASE WHEN pg_is_in_recovery() THEN 'standby'
+                        ELSE 'primary ' || ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END" 2>/dev/null || true)
+    printf '%s %s\n' "$1" "${r:-down}"
+}
+
+pcp() { # <pcp command> <backend index>
+    timeout 30 "$1" -h localhost -p 9898 -U "$PGPOOL_ADMIN_USERNAME" -w -n "$2" >/dev/null 2>&1 || log "$1 $2 failed"
 }
 
 declare -A STREAMING_ROUNDS=()
-# Pgpool's auto_failback re-attaches streaming standbys itself, and its
-# failover logic finds a new primary among the *attached* nodes.  The
-# reconciler covers what those do not:
-#   * Pgpool has no primary and a detached node is a primary again (full
-#     cluster restart, primary container restarted in place) -> pcp_attach_node
-#   * Pgpool has no primary (search_primary_node_timeout expired) but an
-#     attached node has become primary (slow promotion) -> pcp_promote_node
-#     without --switchover: only Pgpool's internal primary changes
-#   * a standby that streams but stays detached for 4 rounds (~20 s)
+# Writes go to the one primary the rule names (pgha primary: of the nodes
+# running as primaries, the one on the highest timeline; a promotion always
+# starts a new one). Pgpool-II's own logic cannot be trusted with that: it
+# keeps a frozen primary until its health check gives up, and a thawed old
+# primary can look as good as the new one. The reconciler, every 2 s:
+#   * Pgpool routes writes to another node than the rule's -> pcp_detach_node
+#     it (Pgpool then finds the rule's primary among the attached nodes)
+#   * Pgpool has no primary and the rule's is detached (full cluster
+#     restart, primary container restarted in place) -> pcp_attach_node
+#   * Pgpool has no primary but the rule's is attached (a promotion after
+#     search_primary_node_timeout) -> pcp_promote_node without --switchover:
+#     only Pgpool's internal primary changes
+#   * a standby that streams but stays detached for 10 rounds (~20 s)
 reconcile() {
     local -a hosts info lines
-    local i status role st out have_primary=0
+    local i status role st out pool_primary="" roles rule want="" w=""
     IFS=', ' read -r -a hosts <<<"$PGPOOL_BACKENDS"
-    # one pcp call for all nodes; fields (4.3): host port status weight
-    # status_name pg_status role pg_role delay repl_state sync_state time
     out=$(timeout 5 pcp_node_info -h localhost -p 9898 -U "$PGPOOL_ADMIN_USERNAME" -w 2>/dev/null || true)
     [[ -n $out ]] || return 0 # pcp not ready (or a failover is in progress)
     mapfile -t lines <<<"$out"
@@ -132,37 +142,36 @@ reconcile() {
         read -r -a info <<<"${lines[$i]}"
         status=${info[4]:-} role=${info[6]:-}
         pstatus[$i]=$status
-        if [[ $role == primary && $status != down ]]; then have_primary=1; fi
+        if [[ $role == primary && $status != down ]]; then pool_primary=$i; fi
     done
 
-    if ((have_primary == 0)); then
-        # Only the primary on the newest timeline may be chosen: an old
-        # primary that was frozen or cut off comes back still a primary, on
-        # the timeline its successor left (it fences itself within seconds).
-        local -A tli=()
-        local newest=-1
-        for i in "${!lines[@]}"; do
-            [[ $(backend_state "${hosts[$i]}") == primary ]] || continue
-            tli[$i]=$(backend_timeline "${hosts[$i]}")
-            ((${tli[$i]:-0} > newest)) && newest=${tli[$i]}
-        done
-        for i in "${!tli[@]}"; do
-            if ((${tli[$i]:-0} < newest)); then
-                log "backend $i (${hosts[$i]}) is a primary on an older timeline (${tli[$i]} < $newest): not choosing it"
-                continue
-            fi
-            if [[ ${pstatus[$i]} == down ]]; then
-                log "pgpool has no primary; backend $i (${hosts[$i]}) is a primary but detached: pcp_attach_node"
-                timeout 30 pcp_attach_node -h localhost -p 9898 -U "$PGPOOL_ADMIN_USERNAME" -w -n "$i" >/dev/null 2>&1 ||
-                    log "pcp_attach_node $i failed"
+    roles=""
+    for i in "${!hosts[@]}"; do roles+=$(backend_role "${hosts[$i]}")$'\n'; done
+    if ! rule=$(pgha primary <<<"$roles" 2>&1); then
+        log "pgha primary failed ($rule); no change"
+        return 0
+    fi
+    case $rule in
+    one\ *) want=${rule#one } ;;
+    ambiguous*) log "WARNING: several primaries on the newest timeline (${rule#ambiguous }): no rule can choose; no change" ;;
+    esac
+    for i in "${!hosts[@]}"; do [[ ${hosts[$i]} == "$want" ]] && w=$i; done
+    if [[ -n $w ]]; then
+        if [[ -n $pool_primary && $pool_primary != "$w" ]]; then
+            log "pgpool routes writes to backend $pool_primary (${hosts[$pool_primary]}) but the primary is $want (highest timeline; seen: $(tr '\n' ';' <<<"$roles")): pcp_detach_node $pool_primary"
+            pcp pcp_detach_node "$pool_primary"
+            return 0
+        fi
+        if [[ -z $pool_primary ]]; then
+            if [[ ${pstatus[$w]} == down ]]; then
+                log "pgpool has no primary; backend $w ($want) is the primary but detached: pcp_attach_node"
+                pcp pcp_attach_node "$w"
             else
-                log "pgpool has no primary; attached backend $i (${hosts[$i]}) is a primary: pcp_promote_node (pgpool-internal only)"
-                timeout 30 pcp_promote_node -h localhost -p 9898 -U "$PGPOOL_ADMIN_USERNAME" -w -n "$i" >/dev/null 2>&1 ||
-                    log "pcp_promote_node $i failed"
+                log "pgpool has no primary; attached backend $w ($want) is the primary: pcp_promote_node (pgpool-internal only)"
+                pcp pcp_promote_node "$w"
             fi
             return 0 # one change per round
-        done
-        return 0
+        fi
     fi
 
     for i in "${!lines[@]}"; do
@@ -176,10 +185,9 @@ reconcile() {
         else
             STREAMING_ROUNDS[$i]=0
         fi
-        if ((${STREAMING_ROUNDS[$i]} >= 4)); then
+        if ((${STREAMING_ROUNDS[$i]} >= 10)); then
             log "backend $i (${hosts[$i]}) streams but is still detached after ~20 s: pcp_attach_node"
-            timeout 30 pcp_attach_node -h localhost -p 9898 -U "$PGPOOL_ADMIN_USERNAME" -w -n "$i" >/dev/null 2>&1 ||
-                log "pcp_attach_node $i failed"
+            pcp pcp_attach_node "$i"
             STREAMING_ROUNDS[$i]=0
             return 0
         fi
@@ -187,7 +195,7 @@ reconcile() {
 }
 
 while kill -0 "$PGPOOL_PID" 2>/dev/null; do
-    nap 5
+    nap 2
     if [[ $PGPOOL_AUTO_ATTACH == on ]]; then reconcile || true; fi
 done
 wait "$PGPOOL_PID" || true

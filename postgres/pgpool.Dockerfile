@@ -1,5 +1,8 @@
 # "db" of the postgres stack: Pgpool-II 4.3 in streaming-replication mode,
 # the address the apps use (no failover of its own: repmgr promotes).
+ARG BUILD_IMAGE=swarmvote/build:latest
+FROM ${BUILD_IMAGE} AS build
+
 FROM debian:bookworm-slim
 
 ENV DEBIAN_FRONTEND=noninteractive \
@@ -15,6 +18,7 @@ RUN set -eux; \
 COPY pgpool.conf pool_hba.conf /etc/pgpool2/
 COPY pgpool-entrypoint.sh /usr/local/bin/entrypoint.sh
 COPY pgpool-healthcheck.sh /usr/local/bin/healthcheck.sh
+COPY --from=build /src/target/release/pgha /usr/local/bin/pgha
 RUN set -eux; \
     chmod 0755 /usr/local/bin/entrypoint.sh /usr/local/bin/healthcheck.sh; \
     mkdir -p /var/run/pgpool /var/log/pgpool /run/pgpool-conf; \

@@ -132,6 +132,39 @@ audit_votes() {
   return 1
 }
 
+# Freezes container $1 (docker pause). The kernel's freezer can fail while a
+# process sits in an uninterruptible wait (postgres in fsync): tried again,
+# each time from a thawed cgroup.
+freeze() {
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    timeout 20 docker pause "$1" >/dev/null 2>&1 && return 0
+    thaw_cgroup "$1"
+    sleep 0.1
+  done
+  timeout 20 docker pause "$1" >/dev/null
+}
+
+# Thaws container $1 (docker unpause). Once seen here: after a failed
+# freeze, runc's resume hung with the cgroup v1 freezer left FROZEN; the
+# cgroup is then thawed directly, and if Docker still calls the container
+# paused it is killed (Swarm starts it again), and said so.
+thaw() {
+  timeout 20 docker unpause "$1" >/dev/null 2>&1 && return 0
+  thaw_cgroup "$1"
+  timeout 20 docker unpause "$1" >/dev/null 2>&1 && return 0
+  [ "$(docker inspect --format '{{.State.Paused}}' "$1" 2>/dev/null)" = true ] || return 0
+  echo "    Docker cannot unpause $1 (its freezer got stuck): killing it instead" >&2
+  docker kill "$1" >/dev/null 2>&1 || true
+}
+
+# Writes THAWED into container $1's cgroup v1 freezer, when it has one.
+thaw_cgroup() {
+  local full f
+  full=$(docker inspect --format '{{.Id}}' "$1" 2>/dev/null) || return 0
+  f=/sys/fs/cgroup/freezer/docker/$full/freezer.state
+  if [ -w "$f" ]; then echo THAWED >"$f" 2>/dev/null || true; fi
+}
+
 # Drops every packet in and out of the container's network namespace but
 # loopback: a partition, as when a host's network fails. (docker network
 # disconnect/connect does not serve: the reconnected task is left out of

@@ -42,3 +42,44 @@ wait_whole() {
   return 1
 }
 
+# Runs a bash script in a running container of the redis stack (a Sentinel,
+# else a proxy) with REDISCLI_AUTH set; "$@" are the script's arguments.
+in_redis_stack() {
+  local script=$1 id s
+  shift
+  for s in redis_sentinel-1 redis_sentinel-2 redis_sentinel-3 redis_redis-master; do
+    id=$(container_of "$s")
+    [ -n "$id" ] && break
+  done
+  docker exec "$id" bash -c "export REDISCLI_AUTH=\$(cat /run/secrets/redis_password); $script" _ "$@" 2>/dev/null
+}
+
+# Prints the node each reachable Sentinel names, one per line.
+sentinels_name() {
+  # shellcheck disable=SC2016 # expanded inside the container
+  in_redis_stack 'for s in sentinel-1 sentinel-2 sentinel-3; do
+      timeout 1 redis-cli --no-auth-warning -h "$s" -p 26379 SENTINEL get-master-addr-by-name swarmvote 2>/dev/null | head -n 1
+    done' | tr -d '\r' | grep -v '^$' || true
+}
+
+# The node a majority (2 of 3) of the Sentinels names.
+sentinel_majority() { sentinels_name | sort | uniq -c | awk '$1 >= 2 { print $2; exit }'; }
+
+# The vote queue drained (within DRAIN_BOUND_S): on the primary the
+# Sentinels name, the group has been delivered everything the stream ever
+# held and nothing is pending.
+queue_drained() {
+  local p state
+  for _ in $(seq 1 $((${DRAIN_BOUND_S:-120} * 2))); do
+    p=$(sentinel_majority)
+    # shellcheck disable=SC2016 # expanded inside the container
+    state=$(in_redis_stack 'cli() { redis-cli --no-auth-warning -h "$1" "${@:2}" | tr -d "\r"; }
+        generated=$(cli "$1" XINFO STREAM votes | sed -n "/^last-generated-id$/{n;p}")
+        cli "$1" XINFO GROUPS votes | awk -v g="$generated" "
+          prev == \"last-delivered-id\" { d = \$0 } prev == \"pending\" { p = \$0 } { prev = \$0 }
+          END { print (d == g && p == 0) ? \"drained\" : \"queued\" }"' "$p" || true)
+    [ "$state" = drained ] && return 0
+    sleep 0.5
+  done
+  return 1
+}

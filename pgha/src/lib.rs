@@ -4,6 +4,7 @@
 
 pub mod lsn;
 pub mod partners;
+pub mod roles;
 pub mod rules;
 pub mod waldump;
 

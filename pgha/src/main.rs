@@ -8,15 +8,17 @@
 //!       "discards RECORDS", "keep-aside RECORDS COMMITS" or "alarm RECORDS COMMITS"
 //!   pgha before-promote  < what the promote step saw (see pgha::partners)
 //!       "go", "wait REASON" or "refuse REASON"
+//!   pgha primary  < each node's role as a proxy saw it (see pgha::roles)
+//!       "one NAME", "none" or "ambiguous NAME NAME..."
 
 use std::io::Read;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use pgha::rules::{self, BeforeRewind, Promote};
+use pgha::rules::{self, BeforeRewind, Primary, Promote};
 use pgha::{waldump, Lsn};
 
-const USAGE: &str = "usage: pgha fork-point --timeline N < HISTORY\n       pgha before-rewind --was primary|standby --from LSN < WALDUMP\n       pgha before-promote < PARTNERS";
+const USAGE: &str = "usage: pgha fork-point --timeline N < HISTORY\n       pgha before-rewind --was primary|standby --from LSN < WALDUMP\n       pgha before-promote < PARTNERS\n       pgha primary < ROLES";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -88,6 +90,16 @@ fn run(args: Vec<String>) -> anyhow::Result<String> {
                 Promote::Go => "go".to_owned(),
                 Promote::Wait(why) => format!("wait {why}"),
                 Promote::Refuse(why) => format!("refuse {why}"),
+            })
+        }
+        "primary" => {
+            std::io::stdin()
+                .read_to_string(&mut input)
+                .context("reading the nodes' roles")?;
+            Ok(match rules::primary(&pgha::roles::parse(&input)?) {
+                Primary::One(name) => format!("one {name}"),
+                Primary::None => "none".to_owned(),
+                Primary::Ambiguous(names) => format!("ambiguous {}", names.join(" ")),
             })
         }
         other => bail!("unknown command {other:?}\n{USAGE}"),

@@ -40,16 +40,7 @@ pub fn parse(input: &str) -> anyhow::Result<(Lsn, Vec<(String, Partner)>)> {
             }
             continue;
         }
-        if name.len() > 63
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        {
-            bail!(
-                "{}: a node name is letters, digits, '-', '_' or '.' (at most 63)",
-                at()
-            );
-        }
+        check_name(name).map_err(|e| anyhow::anyhow!("{}: {e}", at()))?;
         let seen = match rest {
             ["failed"] => Partner::Failed,
             ["silent"] => Partner::Silent,
@@ -71,6 +62,19 @@ pub fn parse(input: &str) -> anyhow::Result<(Lsn, Vec<(String, Partner)>)> {
     }
     let mine = mine.context("no \"me LSN\" line: this node's WAL end is needed")?;
     Ok((mine, partners))
+}
+
+/// A node name is a host name: letters, digits, '-', '_' or '.', at most 63.
+pub fn check_name(name: &str) -> anyhow::Result<()> {
+    if name.is_empty()
+        || name.len() > 63
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        bail!("a node name is letters, digits, '-', '_' or '.' (at most 63)");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

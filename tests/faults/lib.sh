@@ -12,6 +12,11 @@
 #                       and nodes at one moment; see tier_writers_ok)
 #   fault_KIND P D      (dashes of the kind as underscores) breaks primary P for D seconds (0: instantaneous),
 #                       healing before it returns; may write $FAULT_DIR/effective
+# and may define:
+#   tier_recovery_ms F  prints the ms from F (ms when the fault took effect)
+#                       until the tier served again, where that is not the
+#                       vote path's own recovery (PostgreSQL: the worker's
+#                       first commit); default: loadgen's, from the load log
 #
 # What a run leaves in $FAULT_ARTIFACTS: the schedule, each fault's load log,
 # the samples, the stored votes read from every PostgreSQL node, and
@@ -129,6 +134,7 @@ run_fault() {
   [ -n "$after" ] && [ "$after" != "$p" ] && promoted=yes
   recovery=$("$LOADGEN" recovery --log "$dir/load" --fault-ms "$(cat "$dir/effective")" || true)
   rec_ms=$(sed -nE 's/^recovered after ([0-9]+) ms.*/\1/p' <<<"$recovery")
+  if declare -F tier_recovery_ms >/dev/null; then rec_ms=$(tier_recovery_ms "$(cat "$dir/effective")" || true); fi
   not_acked=$(sed -nE 's/.*\(([0-9]+) requests not acknowledged\).*/\1/p' <<<"$recovery")
   printf '%s %s %s %s %s %s\n' "$kind" "$ms" "$p" "${rec_ms:-never}" "${not_acked:-?}" "$promoted" >>"$FAULT_ARTIFACTS/rows.txt"
   printf '    %3d %-24s %6s ms  %-8s recovered %6s ms, %s not acknowledged, promotion: %s\n' \

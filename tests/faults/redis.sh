@@ -36,28 +36,8 @@ source tests/faults/lib.sh
 
 readonly ALL_KINDS="kill,restart,freeze:swept,cut:swept,cut-from-sentinels:swept,starve:swept,replica-freeze:swept,replica-cut-from-primary:swept,sentinel-freeze:swept,thaw-at-switch,break-new-primary,sentinel-away-kill"
 
-# Runs a bash script in a running container of the redis stack (a Sentinel,
-# else a proxy) with REDISCLI_AUTH set; "$@" are the script's arguments.
-in_redis_stack() {
-  local script=$1 id s
-  shift
-  for s in redis_sentinel-1 redis_sentinel-2 redis_sentinel-3 redis_redis-master; do
-    id=$(container_of "$s")
-    [ -n "$id" ] && break
-  done
-  docker exec "$id" bash -c "export REDISCLI_AUTH=\$(cat /run/secrets/redis_password); $script" _ "$@" 2>/dev/null
-}
-
-# Prints the node each reachable Sentinel names, one per line.
-sentinels_name() {
-  # shellcheck disable=SC2016 # expanded inside the container
-  in_redis_stack 'for s in sentinel-1 sentinel-2 sentinel-3; do
-      timeout 1 redis-cli --no-auth-warning -h "$s" -p 26379 SENTINEL get-master-addr-by-name swarmvote 2>/dev/null | head -n 1
-    done' | tr -d '\r' | grep -v '^$' || true
-}
-
 # The node a majority (2 of 3) of the Sentinels names.
-tier_primary() { sentinels_name | sort | uniq -c | awk '$1 >= 2 { print $2; exit }'; }
+tier_primary() { sentinel_majority; }
 
 # Whole: three nodes online, the Sentinels agree, both proxies healthy.
 tier_whole() {
@@ -81,23 +61,7 @@ wait_whole_once() {
     | awk '$2 <= 2 { print $1 }' | sort -u | wc -l)" -eq 2 ]
 }
 
-# Drained: on the primary the Sentinels name, the group has been delivered
-# everything the stream ever held and nothing is pending.
-tier_drained() {
-  local p state
-  for _ in $(seq 1 $((DRAIN_BOUND_S * 2))); do
-    p=$(tier_primary)
-    # shellcheck disable=SC2016 # expanded inside the container
-    state=$(in_redis_stack 'cli() { redis-cli --no-auth-warning -h "$1" "${@:2}" | tr -d "\r"; }
-        generated=$(cli "$1" XINFO STREAM votes | sed -n "/^last-generated-id$/{n;p}")
-        cli "$1" XINFO GROUPS votes | awk -v g="$generated" "
-          prev == \"last-delivered-id\" { d = \$0 } prev == \"pending\" { p = \$0 } { prev = \$0 }
-          END { print (d == g && p == 0) ? \"drained\" : \"queued\" }"' "$p" || true)
-    [ "$state" = drained ] && return 0
-    sleep 0.5
-  done
-  return 1
-}
+tier_drained() { queue_drained; }
 
 # One sample of every proxy and node at once, from inside the stack: the
 # nodes each HAProxy has in rotation, and which nodes say role:master.
@@ -141,7 +105,7 @@ fault_kill() { docker kill "$(id_of "$1")" >/dev/null; }
 # A graceful stop (SIGTERM); Swarm starts a new task. (docker restart would
 # revive the old container beside Swarm's new one: two nodes of one name.)
 fault_restart() { docker stop -t 10 "$(id_of "$1")" >/dev/null; }
-fault_freeze() { local id; id=$(id_of "$1"); docker pause "$id" >/dev/null; sleep "$2"; docker unpause "$id" >/dev/null; }
+fault_freeze() { local id; id=$(id_of "$1"); freeze "$id"; sleep "$2"; thaw "$id"; }
 fault_cut() { local id; id=$(id_of "$1"); partition "$id" -I; sleep "$2"; partition "$id" -D; }
 fault_cut_from_sentinels() {
   local id
@@ -181,17 +145,17 @@ named_other_than() {
 fault_thaw_at_switch() {
   local id
   id=$(id_of "$1")
-  docker pause "$id" >/dev/null
+  freeze "$id"
   named_other_than "$1" >/dev/null || true
-  docker unpause "$id" >/dev/null
+  thaw "$id"
 }
 fault_break_new_primary() {
   local id new
   id=$(id_of "$1")
-  docker pause "$id" >/dev/null
+  freeze "$id"
   new=$(named_other_than "$1" || true)
   [ -z "$new" ] || docker kill "$(id_of "$new")" >/dev/null
-  docker unpause "$id" >/dev/null
+  thaw "$id"
 }
 fault_sentinel_away_kill() {
   docker service scale --detach=true redis_sentinel-3=0 >/dev/null
