@@ -139,11 +139,12 @@ heal_freeze() { thaw "$2"; }
 
 # The window where a standby could confirm a superseded primary's commits:
 # the primary freezes, and thaws the moment another node runs as primary
-# (polled about every 0.3 s), while its sibling may still be attached to it.
+# (polled about every 0.3 s), while its sibling may still be attached to it;
+# at the latest after 45 s.
 fault_thaw() {
-  local n
+  local n until=$(($(date +%s) + 45))
   freeze "$2"
-  for _ in $(seq 1 200); do
+  while [ "$(date +%s)" -lt "$until" ]; do
     for n in pg-1 pg-2 pg-3; do
       [ "$n" != "$1" ] || continue
       if [ "$(node_psql "$n" -c 'SELECT NOT pg_is_in_recovery()' || true)" = t ]; then
@@ -154,7 +155,7 @@ fault_thaw() {
     done
   done
   thaw "$2"
-  echo "    no other node ran as primary within the poll: thawed $1"
+  echo "    NOT MET: no other node ran as primary within 45 s: thawed $1"
 }
 
 fault_isolate() { partition "$2" -I; }
@@ -209,16 +210,17 @@ scenario() {
     [ -z "$new" ] || check "$name: before its rewind, $old looked at what it held past the fork point ($(past_fork_line "$old" "$fault"))" \
       test -n "$(past_fork_line "$old" "$fault")"
   elif [ "$moves" = may ]; then
-    # A hung primary: today repmgrd takes about 16-26 s to replace it, so a
-    # 25 s freeze sometimes ends before any promotion (a full run saw none).
-    # That is a goal not met (issue 12: within 15 s), recorded here, not a
-    # broken invariant; what must always hold is checked below.
+    # A hung primary: repmgrd takes about 16-20 s to replace it, and
+    # sometimes never does (the elected standby's repmgrd does not act; seen
+    # after that standby had just rejoined: see bench/RESULTS.md). That is a
+    # goal not met (issue 12), recorded here, not a broken invariant; what
+    # must always hold is checked below.
     new=$(primary || true)
     if [ -n "$new" ] && [ "$new" != "$old" ]; then
       printf '    %s: repmgr promoted %s\n' "$name" "$new"
       check "$name: the old primary $old ends as a standby of $new" wait_standby_of "$old" "$new"
     else
-      printf '    %s: NOT MET: no promotion before the thaw after %ss; %s is primary again\n' "$name" "$FREEZE_SECONDS" "$old"
+      printf '    %s: NOT MET: no promotion before the thaw; %s is primary again\n' "$name" "$old"
     fi
     printf '%s: promoted %s\n' "$name" "$([ -n "$new" ] && [ "$new" != "$old" ] && echo yes || echo no)" >>"$RESULTS"
   else
@@ -324,7 +326,7 @@ main() {
     [pgpool]="restart Pgpool-II"
     [stack]="remove the whole postgres stack and deploy it again, volumes kept"
   )
-  declare -A moves=([kill]=yes [freeze]=may [thaw]=yes [isolate]=yes [standby]=no [pgpool]=no [stack]=no)
+  declare -A moves=([kill]=yes [freeze]=may [thaw]=may [isolate]=yes [standby]=no [pgpool]=no [stack]=no)
   for s in "${chosen[@]}"; do
     if [ "$s" = bad-input ]; then
       bad_input
