@@ -144,25 +144,27 @@ freeze() {
   timeout 20 docker pause "$1" >/dev/null
 }
 
-# Thaws container $1 (docker unpause). Once seen here: after a failed
-# freeze, runc's resume hung with the cgroup v1 freezer left FROZEN; the
-# cgroup is then thawed directly, and if Docker still calls the container
-# paused it is killed (Swarm starts it again), and said so.
+# Thaws container $1 (docker unpause). Seen here: after a failed freeze,
+# runc's resume hung with the cgroup v1 freezer left FROZEN, and Docker
+# answered nothing about that container (not even inspect) until the cgroup
+# was thawed directly. If Docker still calls it paused after that, it is
+# killed (Swarm starts it again), and said so.
 thaw() {
   timeout 20 docker unpause "$1" >/dev/null 2>&1 && return 0
   thaw_cgroup "$1"
   timeout 20 docker unpause "$1" >/dev/null 2>&1 && return 0
-  [ "$(docker inspect --format '{{.State.Paused}}' "$1" 2>/dev/null)" = true ] || return 0
+  [ "$(timeout 10 docker inspect --format '{{.State.Paused}}' "$1" 2>/dev/null)" = true ] || return 0
   echo "    Docker cannot unpause $1 (its freezer got stuck): killing it instead" >&2
-  docker kill "$1" >/dev/null 2>&1 || true
+  timeout 20 docker kill "$1" >/dev/null 2>&1 || true
 }
 
-# Writes THAWED into container $1's cgroup v1 freezer, when it has one.
+# Writes THAWED into the cgroup v1 freezer of container $1 (an id or its
+# prefix, as docker ps prints it), when it has one; never asks Docker.
 thaw_cgroup() {
-  local full f
-  full=$(docker inspect --format '{{.Id}}' "$1" 2>/dev/null) || return 0
-  f=/sys/fs/cgroup/freezer/docker/$full/freezer.state
-  if [ -w "$f" ]; then echo THAWED >"$f" 2>/dev/null || true; fi
+  local f
+  for f in /sys/fs/cgroup/freezer/docker/"$1"*/freezer.state; do
+    if [ -w "$f" ]; then echo THAWED >"$f" 2>/dev/null || true; fi
+  done
 }
 
 # Drops every packet in and out of the container's network namespace but
