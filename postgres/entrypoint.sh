@@ -438,7 +438,9 @@ promote_after_check() {
     log "promote: repmgrd elected this node; the failed primary is ${failed:-unknown}"
     for p in "${PEERS[@]}"; do [[ $p == "$failed" ]] || detach_partner "$p"; done
     for _ in $(seq 1 12); do
-        seen="me $(psql -X -qAt -h /var/run/postgresql -U postgres -d postgres -c "SELECT GREATEST(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())")"
+        # (A failed local query leaves "me" empty: the rule refuses, and the
+        # partners get their conninfo back, instead of set -e exiting here.)
+        seen="me $(psql -X -qAt -h /var/run/postgresql -U postgres -d postgres -c "SELECT GREATEST(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())" || true)"
         for p in "${PEERS[@]}"; do seen+=$'\n'$(partner_seen "$p" "$failed"); done
         verdict=$(pgha before-promote <<<"$seen" 2>&1) || verdict="refuse pgha before-promote failed: $verdict"
         case $verdict in
