@@ -1,5 +1,6 @@
 # The build stage shared by the images that carry our Rust binaries (vote,
-# worker, result; the redis image's sentinel-follow; the postgres image's pgha): compiles the workspace
+# worker, result; the redis image's sentinel-follow; pgha for the postgres,
+# pgpool and mariadb images): compiles the workspace
 # once, with Debian's Rust. deploy.sh builds it as swarmvote/build and each
 # image's Dockerfile copies its binary out of it.
 FROM debian:bookworm-slim

@@ -422,7 +422,9 @@ deploy_wordpress() {
   ensure_stats_auth
   [ "$HTTPS_PORT" = 443 ] || https=":$HTTPS_PORT"
   export WP_URL="https://$WP_SUB.$DOMAIN$https"
-  build_image mariadb "$SWARMVOTE_ROOT/wordpress/mariadb.Dockerfile" "$SWARMVOTE_ROOT/wordpress"
+  # the mariadb image carries pgha (the Galera bootstrap election)
+  build_rust
+  build_image mariadb "$SWARMVOTE_ROOT/wordpress/mariadb.Dockerfile" "$SWARMVOTE_ROOT/wordpress" --build-arg "BUILD_IMAGE=$BUILD_IMAGE"
   build_image mariadb-haproxy "$SWARMVOTE_ROOT/wordpress/haproxy.Dockerfile" "$SWARMVOTE_ROOT/wordpress"
   build_image wordpress "$SWARMVOTE_ROOT/wordpress/wordpress.Dockerfile" "$SWARMVOTE_ROOT/wordpress"
   deploy_stack wordpress "$SWARMVOTE_ROOT/wordpress/docker-compose.yml"

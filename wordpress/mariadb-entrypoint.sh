@@ -8,8 +8,9 @@
 #     mariabackup); data of another cluster is first moved aside
 #   * nobody is Primary                   -> every node publishes its position
 #     (grastate.dat after a clean stop, mysqld --wsrep-recover after a crash)
-#     and the node it nominates (see nominate); the nominee bootstraps only
-#     once every partner it counted nominates it too. The others join it.
+#     and the node it nominates (see nominate; the rule is pgha's, in
+#     pgha/src/galera.rs); the nominee bootstraps only once every partner it
+#     counted nominates it too. The others join it.
 #   * every node empty                    -> the nominee is GALERA_FIRST_NODE:
 #     it creates the cluster, the database and the accounts
 # While running, a node that stays non-Primary takes part in the same vote
@@ -255,18 +256,6 @@ survey() {
 }
 sv() { kv "$2" "${STATE[$1]:-}"; } # <node> <key>
 
-# a node whose state counts in a vote: reachable, same cluster name, and
-# either waiting with its position published or running non-Primary
-heard() { # <node>
-    local s=${STATE[$1]:-}
-    [[ -n $s && $(kv cluster_name "$s") == "$GALERA_CLUSTER_NAME" ]] || return 1
-    case $(kv phase "$s") in
-    waiting) return 0 ;;
-    running) [[ $(kv mysqld "$s") == running && $(kv primary "$s") == 0 ]] ;;
-    *) return 1 ;;
-    esac
-}
-
 # partners that run a Primary component and are done joining/initialising
 joinable_primaries() {
     local n out=""
@@ -302,98 +291,52 @@ describe() { # one node's position for the log
         else printf ' (clean stop)'; fi
     fi
     [[ $(kv cluster_name "$s") == "$GALERA_CLUSTER_NAME" ]] || printf ' [cluster %s!]' "$(kv cluster_name "$s")"
-    heard "$n" || printf ' [%s]' "$(kv phase "$s")"
+    # not counted by the last nomination (BASIS): the phase says why
+    [[ ,$BASIS, == *",$n,"* ]] || printf ' [%s]' "$(kv phase "$s")"
 }
 
-# Decide which node should bootstrap, from the surveyed states. Sets
-# NOMINEE (empty: none yet), BASIS (the nodes counted), WHY (for the log).
-# Rules, in order:
-#  * every node must be heard; after GALERA_MAJORITY_AFTER seconds of waiting
-#    a majority may go on without the others, unless their own data shows that
-#    a missing node outlived them (all of them stopped cleanly and none was
-#    the last: safe_to_bootstrap=0 everywhere)
-#  * all nodes empty (or holding another cluster's data): GALERA_FIRST_NODE,
-#    and only with every node heard
-#  * otherwise: among nodes with a usable position of the majority's cluster
-#    uuid, the highest seqno; ties go to a running node (it already holds the
-#    state in memory), then to the first name in sort order
-NOMINEE="" BASIS="" WHY="" LEFT_OUT=""
-nominate() { # <seconds waited>
-    local waited=$1 n s u q missing=() heard_list=() data=() uuids best="" bq=-2 brun=0 run top cnt
-    NOMINEE="" BASIS="" WHY="" LEFT_OUT=""
+# each node's /state body for pgha galera-nominate: every line prefixed with
+# the name of the node it came from (no body can speak for another node)
+states() {
+    local n line
     for n in "${ALL_NODES[@]}"; do
-        if heard "$n"; then heard_list+=("$n"); else missing+=("$n"); fi
+        while IFS= read -r line; do
+            [[ -z $line ]] || printf '%s %s\n' "$n" "$line"
+        done <<<"${STATE[$n]:-}"
     done
-    BASIS=$(IFS=,; echo "${heard_list[*]}")
-    if ((${#missing[@]} > 0)); then
-        if ((GALERA_MAJORITY_AFTER == 0 || waited < GALERA_MAJORITY_AFTER)); then
-            WHY="waiting to hear from ${missing[*]}"
-            return 0
+}
+
+# Decide which node should bootstrap, from the surveyed states: the rule is
+# pgha's (pgha/src/galera.rs, a row of its table test per case). Sets NOMINEE
+# (empty: none yet), BASIS (the nodes counted, comma separated), WHY (for the
+# log) and LEFT_OUT (the nodes a bootstrap goes on without, space separated).
+# When pgha fails, no nominee: waiting is the safe answer.
+NOMINEE="" BASIS="" WHY="" LEFT_OUT=""
+NOMINATE_FAILED="" NOMINATE_FAILED_AT=0 # the last failure logged, and when
+nominate() { # <seconds waited>
+    local out key value
+    NOMINEE="" BASIS="" WHY="" LEFT_OUT=""
+    if ! out=$(states | pgha galera-nominate --nodes "$(IFS=,; echo "${ALL_NODES[*]}")" \
+        --waited "${1:?missing seconds waited}" --majority-after "$GALERA_MAJORITY_AFTER" \
+        --first-node "$GALERA_FIRST_NODE" --cluster-name "$GALERA_CLUSTER_NAME" 2>&1); then
+        WHY="no nominee: pgha galera-nominate failed: ${out//$'\n'/ }"
+        # the same failure once a minute, not at every round
+        if [[ $WHY != "$NOMINATE_FAILED" ]] || (($(date +%s) - NOMINATE_FAILED_AT >= 60)); then
+            log "galera: $WHY"
+            NOMINATE_FAILED=$WHY NOMINATE_FAILED_AT=$(date +%s)
         fi
-        if ((${#heard_list[@]} * 2 <= N_NODES)); then
-            WHY="only ${heard_list[*]} can be heard: not a majority of $N_NODES"
-            return 0
-        fi
-        local witness=0
-        for n in "${heard_list[@]}"; do
-            s=${STATE[$n]}
-            if [[ $(kv has_data "$s") == 1 && -z $(kv foreign "$s") ]]; then
-                if [[ $(kv grastate_seqno "$s") == -1 || $(kv safe_to_bootstrap "$s") == 1 || $(kv mysqld "$s") == running ]]; then
-                    witness=1
-                fi
-            fi
-        done
-        if ((witness == 0)); then
-            WHY="${missing[*]} silent for over ${GALERA_MAJORITY_AFTER}s, but every reachable node stopped cleanly before the end (safe_to_bootstrap=0): a missing node holds the newest state; refusing to bootstrap without it"
-            return 0
-        fi
-        LEFT_OUT="${missing[*]}"
-        WHY="WARNING: deciding WITHOUT ${missing[*]} (silent for over GALERA_MAJORITY_AFTER=${GALERA_MAJORITY_AFTER}s): transactions only the missing node had are lost when it rejoins"
-    fi
-    # nodes with a usable position
-    for n in "${heard_list[@]}"; do
-        s=${STATE[$n]}
-        u=$(kv uuid "$s") q=$(kv seqno "$s")
-        if [[ $(kv has_data "$s") == 1 && -z $(kv foreign "$s") && -n $u && $u != "$ZERO_UUID" && $q =~ ^[0-9]+$ ]]; then
-            data+=("$n")
-        fi
-    done
-    if ((${#data[@]} == 0)); then
-        for n in "${heard_list[@]}"; do
-            s=${STATE[$n]}
-            if [[ $(kv has_data "$s") == 1 && -z $(kv foreign "$s") ]]; then
-                WHY="no node has a usable position ($n has data but none could be recovered): an operator must look"
-                return 0
-            fi
-        done
-        if ((${#missing[@]} > 0)); then
-            WHY="every reachable node is empty, but ${missing[*]} is missing: a new cluster is only created with every node present"
-            return 0
-        fi
-        NOMINEE=$GALERA_FIRST_NODE
-        WHY="every node is empty: $GALERA_FIRST_NODE creates the cluster"
         return 0
     fi
-    # the cluster uuid of the majority of the data nodes
-    uuids=$(for n in "${data[@]}"; do kv uuid "${STATE[$n]}"; echo; done | sort | uniq -c | sort -rn)
-    top=$(awk 'NR==1{print $2}' <<<"$uuids")
-    cnt=$(awk 'NR==1{print $1}' <<<"$uuids")
-    if [[ $(awk 'NR==2{print $1}' <<<"$uuids") == "$cnt" ]]; then
-        WHY="the nodes hold data of different clusters and none has a majority ($(tr '\n' ' ' <<<"$uuids")): an operator must decide"
-        return 0
-    fi
-    for n in $(printf '%s\n' "${data[@]}" | sort); do
-        s=${STATE[$n]}
-        [[ $(kv uuid "$s") == "$top" ]] || continue
-        q=$(kv seqno "$s")
-        run=0
-        [[ $(kv mysqld "$s") == running ]] && run=1
-        if ((q > bq || (q == bq && run > brun))); then
-            best=$n bq=$q brun=$run
-        fi
-    done
-    NOMINEE=$best
-    WHY="${WHY:+$WHY; }$best has the newest state (${top:0:8}:$bq)"
+    NOMINATE_FAILED=""
+    # "KEY VALUE" lines, the key alone when the value is empty
+    while IFS=' ' read -r key value; do
+        case $key in
+        nominee) NOMINEE=$value ;;
+        basis) BASIS=$value ;;
+        left_out) LEFT_OUT=${value//,/ } ;;
+        why) WHY=$value ;;
+        esac
+    done <<<"$out"
 }
 
 # Survey, nominate, publish. 0 when every counted partner nominates this node.

@@ -2,7 +2,13 @@
 # packages), mariabackup for state transfers, and a tiny HTTP endpoint on
 # :9200 (GET /health for HAProxy, GET /state for the partners at start-up).
 # mariadb-entrypoint.sh decides at every start whether this node creates,
-# bootstraps or joins the cluster.
+# bootstraps or joins the cluster; which node bootstraps, it asks the pgha
+# binary (the rule, pgha/src/galera.rs), which comes from the Rust build
+# stage: build it first (deploy.sh does):
+# docker build -f build.Dockerfile -t swarmvote/build .
+ARG BUILD_IMAGE=swarmvote/build:latest
+FROM ${BUILD_IMAGE} AS build
+
 FROM debian:bookworm-slim
 
 ENV DEBIAN_FRONTEND=noninteractive \
@@ -23,6 +29,7 @@ RUN set -eux; \
 COPY galera.cnf /etc/mysql/mariadb.conf.d/99-galera.cnf
 COPY mariadb-entrypoint.sh /usr/local/bin/mariadb-entrypoint.sh
 COPY galera-endpoint.sh /usr/local/bin/galera-endpoint.sh
+COPY --from=build /src/target/release/pgha /usr/local/bin/pgha
 RUN chmod 0644 /etc/mysql/mariadb.conf.d/99-galera.cnf; \
     chmod 0755 /usr/local/bin/mariadb-entrypoint.sh /usr/local/bin/galera-endpoint.sh
 

@@ -1,7 +1,9 @@
-//! pgha: the PostgreSQL tier's decisions as pure functions (see [`rules`]),
-//! so that each failure story is a row of a table test, not a branch of an
-//! entrypoint that only the hour-long swarm suite runs.
+//! pgha: the PostgreSQL tier's decisions (see [`rules`]) and the Galera
+//! bootstrap election of the wordpress stack (see [`galera`]) as pure
+//! functions, so that each failure story is a row of a table test, not a
+//! branch of an entrypoint that only the hour-long swarm suite runs.
 
+pub mod galera;
 pub mod lsn;
 pub mod partners;
 pub mod roles;

@@ -1,6 +1,8 @@
-//! `pgha`: the PostgreSQL node's entrypoint asks this binary what to do,
-//! and does it. Each command reads its facts from arguments and standard
-//! input and prints one answer line; the rules are in [`pgha::rules`].
+//! `pgha`: the PostgreSQL and MariaDB Galera nodes' entrypoints ask this
+//! binary what to do, and do it. Each command reads its facts from
+//! arguments and standard input and prints its answer (one line, but four
+//! for galera-nominate); the rules are in [`pgha::rules`] and
+//! [`pgha::galera`].
 //!
 //!   pgha fork-point --timeline N  < NEW.history
 //!       where timeline N ends in the newer timeline's history
@@ -10,15 +12,25 @@
 //!       "go", "wait REASON" or "refuse REASON"
 //!   pgha primary  < each node's role as a proxy saw it (see pgha::roles)
 //!       "one NAME", "none" or "ambiguous NAME NAME..."
+//!   pgha galera-nominate --nodes A,B,C --waited S --majority-after S
+//!                        --first-node NAME --cluster-name NAME
+//!                        < each node's /state lines (see pgha::galera)
+//!       which Galera node bootstraps: four lines, "KEY VALUE" (the key
+//!       alone when the value is empty), rules in [`pgha::galera`]:
+//!         nominee NAME      the node that should bootstrap (none: wait)
+//!         basis A,B         the nodes whose state counted
+//!         left_out C        the nodes a bootstrap would go on without
+//!         why TEXT          the reason, for the log
 
 use std::io::Read;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
+use pgha::galera::{self, Nomination};
 use pgha::rules::{self, BeforeRewind, Primary, Promote};
 use pgha::{waldump, Lsn};
 
-const USAGE: &str = "usage: pgha fork-point --timeline N < HISTORY\n       pgha before-rewind --was primary|standby --from LSN < WALDUMP\n       pgha before-promote < PARTNERS\n       pgha primary < ROLES";
+const USAGE: &str = "usage: pgha fork-point --timeline N < HISTORY\n       pgha before-rewind --was primary|standby --from LSN < WALDUMP\n       pgha before-promote < PARTNERS\n       pgha primary < ROLES\n       pgha galera-nominate --nodes A,B,C --waited S --majority-after S --first-node NAME --cluster-name NAME < STATES";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -102,6 +114,52 @@ fn run(args: Vec<String>) -> anyhow::Result<String> {
                 Primary::Ambiguous(names) => format!("ambiguous {}", names.join(" ")),
             })
         }
+        "galera-nominate" => {
+            let seconds = |name: &str| -> anyhow::Result<u64> {
+                option(name)?
+                    .parse()
+                    .with_context(|| format!("{name} must be a number of seconds"))
+            };
+            let cluster = galera::Cluster::new(
+                option("--nodes")?,
+                option("--cluster-name")?,
+                option("--first-node")?,
+                seconds("--majority-after")?,
+            )?;
+            let waited = seconds("--waited")?;
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .lock()
+                .take(galera::MAX_INPUT as u64 + 1)
+                .read_to_end(&mut bytes)
+                .context("reading the nodes' states")?;
+            if bytes.len() > galera::MAX_INPUT {
+                bail!("the states are longer than {} bytes", galera::MAX_INPUT);
+            }
+            input = String::from_utf8(bytes).context("the nodes' states are not UTF-8")?;
+            let states = galera::parse(&cluster.nodes, &input)?;
+            Ok(nomination_lines(&galera::nominate(
+                &cluster, &states, waited,
+            )))
+        }
         other => bail!("unknown command {other:?}\n{USAGE}"),
     }
+}
+
+/// The nomination as "KEY VALUE" lines, the key alone when the value is
+/// empty: the shell reads them with `read -r key value`, no prose parsed.
+fn nomination_lines(n: &Nomination) -> String {
+    [
+        ("nominee", n.nominee.clone().unwrap_or_default()),
+        ("basis", n.basis.join(",")),
+        ("left_out", n.left_out.join(",")),
+        ("why", n.why.clone()),
+    ]
+    .iter()
+    .map(|(key, value)| match value.as_str() {
+        "" => (*key).to_owned(),
+        value => format!("{key} {value}"),
+    })
+    .collect::<Vec<_>>()
+    .join("\n")
 }

@@ -1,5 +1,6 @@
-//! The `pgha` binary as the entrypoint runs it: real PostgreSQL WAL read by
-//! the real pg_waldump, and wrong arguments refused with a clear error.
+//! The `pgha` binary as the entrypoints run it: real PostgreSQL WAL read by
+//! the real pg_waldump, the Galera election's answer as the MariaDB
+//! entrypoint reads it, and wrong arguments refused with a clear error.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -159,4 +160,170 @@ fn wrong_arguments_and_input_get_a_clear_error() {
         (code, out.as_str()),
         (0, "wait the WAL receiver of pg-3 still runs")
     );
+}
+
+/// galera-nominate's arguments for the wordpress stack's three nodes, with
+/// `changed` replacing the option of the same name.
+fn galera_args<'a>(changed: &[(&'a str, &'a str)]) -> Vec<&'a str> {
+    let mut args = vec!["galera-nominate"];
+    for (name, value) in [
+        ("--nodes", "mariadb-1,mariadb-2,mariadb-3"),
+        ("--waited", "0"),
+        ("--majority-after", "600"),
+        ("--first-node", "mariadb-1"),
+        ("--cluster-name", "swarmvote"),
+    ] {
+        let value = changed
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(value, |&(_, v)| v);
+        if value != "(left out)" {
+            args.extend([name, value]);
+        }
+    }
+    args
+}
+
+/// Three nodes waiting after a clean stop, as the entrypoint passes them.
+const GALERA_STATES: &str = "\
+mariadb-1 cluster_name=swarmvote
+mariadb-1 phase=waiting
+mariadb-1 has_data=1
+mariadb-1 uuid=6a1f0c2e-0b51-11ef-9a3c-6f3b1c1d2e4f
+mariadb-1 seqno=41
+mariadb-1 grastate_seqno=41
+mariadb-1 safe_to_bootstrap=0
+mariadb-3 cluster_name=swarmvote
+mariadb-3 phase=waiting
+mariadb-3 has_data=1
+mariadb-3 uuid=6a1f0c2e-0b51-11ef-9a3c-6f3b1c1d2e4f
+mariadb-3 seqno=42
+mariadb-3 grastate_seqno=42
+mariadb-3 safe_to_bootstrap=1
+";
+
+#[test]
+fn galera_nominate_answers_in_lines_and_refuses_bad_input() {
+    // mariadb-2 silent: wait for it, then go on without it
+    let (code, out, err) = pgha(&galera_args(&[]), GALERA_STATES);
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (
+            0,
+            "nominee\nbasis mariadb-1,mariadb-3\nleft_out\nwhy waiting to hear from mariadb-2",
+            ""
+        )
+    );
+    let (code, out, _) = pgha(&galera_args(&[("--waited", "600")]), GALERA_STATES);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "nominee mariadb-3",
+            "basis mariadb-1,mariadb-3",
+            "left_out mariadb-2",
+            "why WARNING: deciding WITHOUT mariadb-2 (silent for over GALERA_MAJORITY_AFTER=600s): \
+             transactions only the missing node had are lost when it rejoins; \
+             mariadb-3 has the newest state (6a1f0c2e:42)",
+        ]
+    );
+
+    let hostile = format!(
+        "{GALERA_STATES}mariadb-2 phase=waiting\n{}",
+        "x".repeat(70_000)
+    );
+    // options changed, the states, what the error says
+    type Row<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+    let rows: &[Row] = &[
+        (
+            &[("--nodes", "(left out)")],
+            GALERA_STATES,
+            "galera-nominate needs --nodes",
+        ),
+        (
+            &[("--waited", "(left out)")],
+            GALERA_STATES,
+            "needs --waited",
+        ),
+        (
+            &[("--waited", "-1")],
+            GALERA_STATES,
+            "--waited must be a number of seconds",
+        ),
+        (
+            &[("--majority-after", "10m")],
+            GALERA_STATES,
+            "--majority-after must be a number of seconds",
+        ),
+        (
+            &[("--first-node", "mariadb-4")],
+            GALERA_STATES,
+            "the first node \"mariadb-4\" is not one of the nodes",
+        ),
+        (
+            &[("--nodes", "mariadb-1,mariadb-1")],
+            GALERA_STATES,
+            "mariadb-1 given twice",
+        ),
+        (
+            &[("--nodes", "mariadb-1;reboot")],
+            GALERA_STATES,
+            "letters, digits",
+        ),
+        (
+            &[("--cluster-name", "a b")],
+            GALERA_STATES,
+            "a cluster name is",
+        ),
+        (
+            &[],
+            "mariadb-4 phase=waiting\n",
+            "line 1: \"mariadb-4 phase=waiting\": mariadb-4 is not one of the nodes",
+        ),
+        (
+            &[],
+            "mariadb-1 phase=waiting\nmariadb-1 phase=running\n",
+            "line 2",
+        ),
+        (
+            &[],
+            "mariadb-1 seqno=$(reboot)\n",
+            "seqno must be empty, -1 or a number",
+        ),
+        (&[], "not a state line\n", "expected NAME KEY=VALUE"),
+        (&[], "`reboot` phase=waiting\n", "letters, digits"),
+        (&[], "mariadb-1 phase\n", "expected NAME KEY=VALUE"),
+        (&[], &hostile, "longer than 65536 bytes"),
+    ];
+    for (changed, input, want) in rows {
+        let (code, out, err) = pgha(&galera_args(changed), input);
+        assert_eq!(
+            code, 2,
+            "{changed:?} {input:.40?}: exit code (stdout {out:?})"
+        );
+        assert!(
+            out.is_empty(),
+            "{changed:?}: no answer on a bad input, got {out:?}"
+        );
+        assert!(
+            err.contains(want),
+            "{changed:?} {input:.40?}: {err:?} should say {want:?}"
+        );
+    }
+    // bytes that are not UTF-8
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pgha"))
+        .args(galera_args(&[]))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("pgha runs");
+    let _ = child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"mariadb-1 phase=\xff\n");
+    let out = child.wait_with_output().expect("pgha ends");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not UTF-8"));
 }
