@@ -133,13 +133,16 @@ run_node() {
 }
 
 # Copies a Sentinel config from stdin to stdout with the current password,
-# and the settings of this version that an older file lacks.
+# this version's timings, and the settings of this version that an older
+# file lacks.
 refresh_passwords() {
-  local line script=""
+  local line script="" timing
   while IFS= read -r line; do
     case "$line" in
       "requirepass "*) line="requirepass \"$PASSWORD\"" ;;
       "sentinel auth-pass $MASTER "*) line="sentinel auth-pass $MASTER \"$PASSWORD\"" ;;
+      "sentinel down-after-milliseconds $MASTER "* | "sentinel failover-timeout $MASTER "*)
+        timing=$(render sentinel.conf | grep -m 1 "^${line% *} ") && line=$timing ;;
       "sentinel client-reconfig-script $MASTER "*) script=1 ;;
     esac
     printf '%s\n' "$line"
@@ -158,7 +161,7 @@ run_sentinel() {
     [ -f "$conf" ] && log "$conf does not monitor $MASTER: replacing it"
     (umask 077 && render sentinel.conf >"$conf.new") && mv "$conf.new" "$conf"
   fi
-  local pid watcher stopping="" node adopt=/tmp/adopt
+  local pid watcher stopping="" kind node adopt=/tmp/adopt
   trap 'stopping=1; kill -TERM "$pid" "$watcher" 2>/dev/null || true' TERM INT
   while :; do
     rm -f "$adopt"
@@ -172,8 +175,12 @@ run_sentinel() {
     # Returns when either ends, or early when a signal arrives.
     wait -n "$pid" "$watcher" || true
     if [ -z "$stopping" ] && [ -s "$adopt" ] && kill -0 "$pid" 2>/dev/null; then
-      node=$(<"$adopt")
-      log "this Sentinel names $(sed -n "s/^sentinel monitor $MASTER \([^ ]*\) .*/\1/p" "$conf") while a majority of the Sentinels names $node, with no failover under way, for ${ADOPT_AFTER_S}s: restarting it on $node"
+      read -r kind node <"$adopt"
+      if [ "$kind" = finish ]; then
+        log "this Sentinel's failover promoted $node, which the others name and find down: restarting it on $node at once, so that it can vote for and lead the next failover"
+      else
+        log "this Sentinel names $(sed -n "s/^sentinel monitor $MASTER \([^ ]*\) .*/\1/p" "$conf") while a majority of the Sentinels names $node, with no failover under way, for ${ADOPT_AFTER_S}s: restarting it on $node"
+      fi
       kill -TERM "$pid" 2>/dev/null || true
       wait "$pid" || true
       (umask 077 && adopt_primary "$node" <"$conf" >"$conf.new") && mv "$conf.new" "$conf"
@@ -190,18 +197,19 @@ run_sentinel() {
 # Sentinels exchange their views every 2 s).
 readonly ADOPT_AFTER_S=${SENTINEL_ADOPT_AFTER_S:-10}
 
-# Every 2 s while Sentinel $1 runs, asks it and the other Sentinels what
+# Every second while Sentinel $1 runs, asks it and the other Sentinels what
 # they name, and the rule (sentinel-follow: common::sentinel::follow_majority)
-# whether it should adopt the majority's primary. Prints that node and
-# returns once the same answer has lasted ADOPT_AFTER_S. (Sentinel adopts
+# whether it should adopt the majority's primary. Prints "adopt NODE" and
+# returns once that answer has lasted ADOPT_AFTER_S. (Sentinel adopts
 # another's view only from a newer epoch: one that ended a failover of its
 # own on the epoch the others used for another primary keeps a primary
-# nobody else names, for good.)
+# nobody else names, for good.) Prints "finish NODE" and returns at once
+# when its own failover's successor died (see the rule).
 watch_majority() {
   local pid=$1 dir answer last="" since=0 s n=0
   dir=$(mktemp -d)
   while kill -0 "$pid" 2>/dev/null; do
-    sleep 2
+    sleep 1
     sentinel_master 127.0.0.1 >"$dir/me"
     for s in "${SENTINEL_HOSTS[@]}"; do
       [ "$s" = "$NODE_NAME" ] && continue
@@ -217,9 +225,13 @@ watch_majority() {
       "adopt "*)
         [ "$answer" = "$last" ] || { last=$answer; since=$SECONDS; }
         if ((SECONDS - since >= ADOPT_AFTER_S)); then
-          printf '%s\n' "${answer#adopt }"
+          printf '%s\n' "$answer"
           break
         fi
+        ;;
+      "finish "*)
+        printf '%s\n' "$answer"
+        break
         ;;
       *) last="" ;;
     esac
@@ -239,9 +251,16 @@ sentinel_master() {
 # Filters sentinel.conf to monitor node $1: the primary's line re-pointed,
 # what the Sentinel learnt about the old one (replicas, epochs) dropped; it
 # learns the rest from the other Sentinels. Its id and theirs are kept, so
-# the others do not count it twice.
+# the others do not count it twice. A file that already monitors $1 (a
+# failover's leader saves its successor as the primary) is kept whole: its
+# replicas are the ones the next failover chooses from.
 adopt_primary() {
-  local node=${1:?missing node} line port quorum
+  local node=${1:?missing node} line port quorum text
+  text=$(cat)
+  if grep -q "^sentinel monitor $MASTER $node " <<<"$text"; then
+    printf '%s\n' "$text"
+    return 0
+  fi
   while IFS= read -r line; do
     case "$line" in
       "sentinel monitor $MASTER "*)
@@ -251,7 +270,7 @@ adopt_primary() {
       "sentinel known-replica $MASTER "* | "sentinel config-epoch $MASTER "* | "sentinel leader-epoch $MASTER "*) continue ;;
     esac
     printf '%s\n' "$line"
-  done
+  done <<<"$text"
 }
 
 # Settings Sentinel takes only at run time (SENTINEL DEBUG), applied once it

@@ -197,6 +197,9 @@ pub enum Follow {
     Stay,
     /// Monitor this node instead: a majority of the Sentinels names it.
     Adopt(String),
+    /// Restart at once on this node: this Sentinel's own failover promoted
+    /// it, the others already name it, and it died (see [`follow_majority`]).
+    Finish(String),
 }
 
 /// Sentinel adopts another Sentinel's primary only from a higher config
@@ -214,10 +217,26 @@ pub enum Follow {
 ///
 /// The caller acts only when the answer lasts (several hello periods),
 /// since a Sentinel that just switched is a moment ahead of the others.
+///
+/// One case cannot wait: the leader of a failover keeps naming the old
+/// primary until its failover ends, and it ends only once the node it
+/// promoted answers. If that node dies right after its promotion, the
+/// leader can neither vote for its replacement (it is asked about a node it
+/// does not monitor) nor lead one, and the two others split their votes:
+/// measured here, three tries 10 s apart, all split, until Swarm restarted
+/// the dead node 28 s later. So a Sentinel with a failover under way
+/// restarts at once on node X ([`Follow::Finish`]) when X is another node
+/// than it names, and enough others (with it, a majority of all) name X on
+/// an epoch at least as new as its own and report X down. Its saved
+/// configuration already names X (Sentinel writes the promoted replica as
+/// the primary), and a restarted Sentinel votes and leads at once.
 pub fn follow_majority(me: &SentinelReport, others: &[Option<SentinelReport>]) -> Follow {
     let in_failover =
         |s: &SentinelReport| s.primary_flags.iter().any(|f| f == "failover_in_progress");
-    if in_failover(me) || others.iter().flatten().any(in_failover) {
+    if in_failover(me) {
+        return finish_failover(me, others);
+    }
+    if others.iter().flatten().any(in_failover) {
         return Follow::Stay;
     }
     let mut all = vec![Some(me.clone())];
@@ -237,6 +256,30 @@ pub fn follow_majority(me: &SentinelReport, others: &[Option<SentinelReport>]) -
         Follow::Stay
     } else {
         Follow::Adopt(named.to_owned())
+    }
+}
+
+/// The leader's case of [`follow_majority`]: its successor died and the
+/// others already name it.
+fn finish_failover(me: &SentinelReport, others: &[Option<SentinelReport>]) -> Follow {
+    let all = others.len() + 1;
+    let majority = all / 2 + 1;
+    let down = |s: &SentinelReport| {
+        s.primary_flags
+            .iter()
+            .any(|f| f == "s_down" || f == "o_down")
+    };
+    let mut naming: HashMap<&str, usize> = HashMap::new();
+    for s in others.iter().flatten() {
+        if s.primary != me.primary && s.config_epoch >= me.config_epoch && down(s) {
+            *naming.entry(s.primary.as_str()).or_default() += 1;
+        }
+    }
+    let mut enough = naming.into_iter().filter(|(_, n)| n + 1 >= majority);
+    match (enough.next(), enough.next()) {
+        (Some((node, _)), None) => Follow::Finish(node.to_owned()),
+        // None, or the others name two different nodes: nothing to follow.
+        _ => Follow::Stay,
     }
 }
 
@@ -604,6 +647,54 @@ mod tests {
                 "it is leading a failover",
                 at("redis-3", "master,failover_in_progress", 4),
                 vec![Some(at("redis-2", "master", 4)); 2],
+                Follow::Stay,
+            ),
+            (
+                "its successor died: the others name it and find it down",
+                at("redis-3", "master,failover_in_progress", 6),
+                vec![
+                    Some(at("redis-1", "master,s_down,o_down,failover_in_progress", 6)),
+                    Some(at("redis-1", "master,s_down,o_down", 6)),
+                ],
+                Follow::Finish("redis-1".into()),
+            ),
+            (
+                "its successor died, one other silent: with it, still a majority",
+                at("redis-3", "master,failover_in_progress", 6),
+                vec![None, Some(at("redis-1", "master,s_down", 6))],
+                Follow::Finish("redis-1".into()),
+            ),
+            (
+                "its successor is up: the failover ends by itself",
+                at("redis-3", "master,failover_in_progress", 6),
+                vec![Some(at("redis-1", "master", 6)); 2],
+                Follow::Stay,
+            ),
+            (
+                "the others find a node down on an older epoch",
+                at("redis-3", "master,failover_in_progress", 6),
+                vec![Some(at("redis-1", "master,s_down", 5)); 2],
+                Follow::Stay,
+            ),
+            (
+                "it is itself failing over the node the others find down",
+                at("redis-1", "master,s_down,failover_in_progress", 6),
+                vec![Some(at("redis-1", "master,s_down,o_down", 6)); 2],
+                Follow::Stay,
+            ),
+            (
+                "the others name two different dead nodes: nothing to follow",
+                at("redis-3", "master,failover_in_progress", 6),
+                vec![
+                    Some(at("redis-1", "master,s_down", 6)),
+                    Some(at("redis-2", "master,s_down", 6)),
+                ],
+                Follow::Stay,
+            ),
+            (
+                "it leads a failover and the others are silent",
+                at("redis-3", "master,failover_in_progress", 6),
+                vec![None, None],
                 Follow::Stay,
             ),
             (

@@ -24,6 +24,7 @@
 #                               where acknowledged votes were lost)
 #   break-new-primary           the primary frozen until a successor is
 #                               named, then the successor killed at once
+#                               (recovery counts from the kill)
 #   sentinel-away-kill          one Sentinel taken away, then the primary killed
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -154,7 +155,12 @@ fault_break_new_primary() {
   id=$(id_of "$1")
   freeze "$id"
   new=$(named_other_than "$1" || true)
-  [ -z "$new" ] || docker kill "$(id_of "$new")" >/dev/null
+  if [ -n "$new" ]; then
+    # The second fault: recovery counts from here (the first one's is the
+    # switch itself).
+    now_ms >"$FAULT_DIR/effective"
+    docker kill "$(id_of "$new")" >/dev/null
+  fi
   thaw "$id"
 }
 fault_sentinel_away_kill() {

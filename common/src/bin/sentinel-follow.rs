@@ -3,7 +3,8 @@
 //! `common::sentinel::follow_majority`). Each file holds one Sentinel's
 //! answer to `SENTINEL master NAME` as redis-cli prints it (a field name,
 //! then its value, one per line); an empty or missing file is a Sentinel
-//! that did not answer. Prints `stay` or `adopt NODE`; exits 2 with the
+//! that did not answer. Prints `stay`, `adopt NODE` or `finish NODE` (restart
+//! on NODE at once); exits 2 with the
 //! reason on bad input. Run by the Sentinel's entrypoint (redis/entrypoint.sh).
 
 use std::collections::HashMap;
@@ -50,6 +51,7 @@ fn run(args: &[String]) -> anyhow::Result<String> {
     Ok(match follow_majority(&me, &others) {
         Follow::Stay => "stay".to_owned(),
         Follow::Adopt(node) => format!("adopt {node}"),
+        Follow::Finish(node) => format!("finish {node}"),
     })
 }
 
