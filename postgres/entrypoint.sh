@@ -6,18 +6,18 @@
 # (socat + pgha-http.sh).  If postgres dies and no repmgr operation is busy
 # restarting it, the container exits so Docker/Swarm restarts it.
 #
-# Start-up decision (every start, see decide_and_start):
-#   * ask every partner "are you a registered primary?" (psql as repmgr)
-#   * empty data dir  -> clone from that primary, or - on BOOTSTRAP_NODE only,
-#                        when no partner has any data - initdb a new cluster
-#   * data dir of another cluster (system identifier differs) -> keep it
-#                        renamed, re-clone
-#   * was a standby    -> start as standby and follow the primary; with no
-#                        primary reachable it WAITS (never promotes itself)
-#   * was a primary    -> if another primary exists: repmgr node rejoin
-#                        --force-rewind (fallback: fresh clone). With no
-#                        primary: start as primary only if at least one
-#                        partner answers and none has a newer timeline.
+# The decisions are the pgha binary's (pgha/src/, a table test per story);
+# this script observes, asks and does what the answer says:
+#   * at every start (decide_and_start), `pgha start`: clone the primary,
+#     create the cluster (BOOTSTRAP_NODE only), keep another cluster's data
+#     aside and re-clone, follow the primary (a former standby), rejoin it
+#     (a former primary: repmgr node rejoin --force-rewind, falling back to
+#     a fresh clone), start as the primary, or wait and say why;
+#   * while running (supervise), `pgha fence`: a primary superseded by one
+#     on a newer timeline stops; `pgha stray`: a standby that does not
+#     stream from the primary for STRAY_LIMIT seconds restarts;
+#   * repmgrd's promote command, `pgha before-promote`; before a rewind,
+#     `pgha before-rewind`.
 set -euo pipefail
 
 # ---------------------------------------------------------------- settings --
@@ -273,9 +273,10 @@ stop_pg() {
     fi
 }
 
-# prints the name of a partner that is a running, registered primary
-# (When two answer -- an old primary back from a freeze or a partition,
-# not yet fenced -- the one writing on the newest timeline.)
+# prints "NAME TLI": a partner that is a running, registered primary and
+# the timeline it writes on (nothing when none is). (When two answer -- an
+# old primary back from a freeze or a partition, not yet fenced -- the one
+# writing on the newest timeline.)
 find_primary() {
     local p r found="" found_tli=-1
     for p in "${PEERS[@]}"; do
@@ -288,7 +289,7 @@ find_primary() {
             found=$p found_tli=$r
         fi
     done
-    printf '%s' "$found"
+    if [[ -n $found ]]; then printf '%s %s' "$found" "$found_tli"; fi
 }
 
 node_id_of() { [[ $1 =~ -([0-9]+)$ ]] && printf '%s' "${BASH_REMATCH[1]}"; }
@@ -564,100 +565,107 @@ follow_primary() { # <primary host>
         log "WARNING: standby register failed (metadata only)"
 }
 
-# partners' view (HTTP /state works even while their postgres is down)
-survey_partners() { # sets SURVEY_REACHABLE, SURVEY_MAX_TLI, SURVEY_NEWER, SURVEY_WITH_DATA, SURVEY_WAITING
-    local p st tli init
-    SURVEY_REACHABLE=0 SURVEY_MAX_TLI=0 SURVEY_NEWER="" SURVEY_WITH_DATA="" SURVEY_WAITING=0 SURVEY_SILENT=""
-    for p in "${PEERS[@]}"; do
-        st=$(peer_http "$p" /state)
-        if [[ -z $st ]]; then
-            if getent hosts "$p" >/dev/null; then SURVEY_SILENT+="${SURVEY_SILENT:+, }$p: no answer"; else SURVEY_SILENT+="${SURVEY_SILENT:+, }$p: name does not resolve"; fi
-            continue
+# One `partner` line for `pgha start` about partner $1 (see pgha::start),
+# from its /state, which answers while its postgres is down.
+start_partner_seen() { # <host>
+    local p=$1 st tli data=no waiting=no
+    st=$(peer_http "$p" /state)
+    if [[ -z $st ]]; then
+        if getent hosts "$p" >/dev/null; then
+            echo "partner $p silent no-answer"
+        else
+            echo "partner $p silent unresolved"
         fi
-        SURVEY_REACHABLE=$((SURVEY_REACHABLE + 1))
-        # A partner still deciding at start runs no postgres and no repmgrd:
-        # it cannot be promoted.
-        [[ $(kv entrypoint_state "$st") == waiting* ]] && SURVEY_WAITING=$((SURVEY_WAITING + 1))
-        init=$(kv initialized "$st")
-        tli=$(kv tli "$st")
-        if [[ $init == 1 ]]; then SURVEY_WITH_DATA+="${SURVEY_WITH_DATA:+,}$p"; fi
-        if [[ $tli =~ ^[0-9]+$ ]] && ((tli > SURVEY_MAX_TLI)); then SURVEY_MAX_TLI=$tli; fi
-        if [[ $tli =~ ^[0-9]+$ ]] && ((tli > $(local_tli))); then SURVEY_NEWER+="${SURVEY_NEWER:+,}$p(tli $tli)"; fi
-    done
+        return 0
+    fi
+    tli=$(kv tli "$st")
+    [[ $tli =~ ^[0-9]{1,9}$ ]] || tli=-
+    if [[ $(kv initialized "$st") == 1 ]]; then data=yes; fi
+    # A partner still deciding at start runs no postgres and no repmgrd:
+    # it cannot be promoted.
+    if [[ $(kv entrypoint_state "$st") == waiting* ]]; then waiting=yes; fi
+    echo "partner $p reachable tli $tli data $data waiting $waiting"
 }
 
-decide_and_start() {
-    local primary local_sysid remote_sysid last_msg="" msg
-    while true; do
-        primary=$(find_primary)
+# What this node sees at start, as `pgha start` reads it (see pgha::start).
+# Every partner's /state is asked at every look: a few requests on the
+# local network, answered while their postgres is down.
+start_seen() {
+    local primary tli sysid=- data=empty local_sysid elapsed p
+    read -r primary tli <<<"$(find_primary)"
+    if [[ -n $primary ]]; then
+        sysid=$(peer_sql "$primary" "SELECT system_identifier FROM pg_control_system()" || true)
+        [[ $sysid =~ ^-?[0-9]+$ ]] || sysid=-
+    fi
+    if [[ -s $PGDATA/PG_VERSION ]]; then
+        data=primary
+        if [[ -f $PGDATA/standby.signal ]]; then data=standby; fi
+    fi
+    local_sysid=$(controldata "Database system identifier" || true)
+    [[ $local_sysid =~ ^[0-9]+$ ]] || local_sysid=-
+    echo "me $NODE_NAME"
+    echo "bootstrap-node $BOOTSTRAP_NODE"
+    echo "data $data"
+    echo "local-tli $(local_tli)"
+    echo "local-sysid $local_sysid"
+    if [[ -n $primary ]]; then echo "primary $primary $tli $sysid"; else echo "primary none"; fi
+    for p in "${PEERS[@]}"; do start_partner_seen "$p"; done
+    elapsed=$(($(date +%s) - STARTED_AT))
+    echo "elapsed $((elapsed > 0 ? elapsed : 0))"
+    echo "window $FAILOVER_WINDOW"
+}
 
-        if [[ ! -s $PGDATA/PG_VERSION ]]; then # ---------- empty data dir --
-            if [[ -n $primary ]]; then
-                clone_from "$primary"
-                return 0
-            fi
-            if [[ $NODE_NAME == "$BOOTSTRAP_NODE" ]]; then
-                survey_partners
-                if [[ -n $SURVEY_WITH_DATA ]]; then
-                    msg="empty data dir, no primary, but partners have data ($SURVEY_WITH_DATA): waiting for a primary instead of initialising a second cluster"
-                elif ((SURVEY_REACHABLE == 0)); then
-                    msg="empty data dir, no partner reachable yet: waiting (a partner must confirm it has no data before initialising)"
-                else
-                    init_primary
-                    return 0
-                fi
+# Observes, asks `pgha start` (pgha/src/start.rs) and does what it says;
+# while the answer is to wait, looks again every second. A failure of
+# pgha is a reason to wait: it never starts anything.
+decide_and_start() {
+    local seen answer action name why last_msg="" msg
+    while true; do
+        seen=$(start_seen)
+        answer=$(pgha start <<<"$seen" 2>&1) || answer="wait pgha start failed: ${answer//$'\n'/ }"
+        read -r action name why <<<"$answer"
+        case $action in
+        clone)
+            clone_from "$name"
+            return 0
+            ;;
+        init)
+            init_primary
+            return 0
+            ;;
+        reclone)
+            log "$why; re-cloning"
+            keep_old_datadir "foreign cluster, system identifier $(controldata "Database system identifier" || true)"
+            clone_from "$name"
+            return 0
+            ;;
+        follow)
+            log "this node was a standby; primary is $name"
+            set_state starting-standby
+            if start_pg; then
+                follow_primary "$name"
             else
-                msg="empty data dir: waiting for a primary to clone from ($BOOTSTRAP_NODE bootstraps the cluster)"
+                log "this standby cannot start on $name's history (its timeline forked off): rejoining it"
+                rejoin_to "$name"
             fi
-        else # --------------------------------------------- existing data --
-            local_sysid=$(controldata "Database system identifier")
-            if [[ -n $primary ]]; then
-                remote_sysid=$(peer_sql "$primary" "SELECT system_identifier FROM pg_control_system()" || true)
-                if [[ -n $remote_sysid && $remote_sysid != "$local_sysid" ]]; then
-                    log "DATA DIRECTORY BELONGS TO ANOTHER CLUSTER: local system identifier $local_sysid, primary $primary has $remote_sysid; re-cloning"
-                    keep_old_datadir "foreign cluster, system identifier $local_sysid"
-                    clone_from "$primary"
-                    return 0
-                fi
-                if [[ -f $PGDATA/standby.signal ]]; then
-                    log "this node was a standby; primary is $primary"
-                    set_state starting-standby
-                    if start_pg; then
-                        follow_primary "$primary"
-                    else
-                        log "this standby cannot start on $primary's history (its timeline forked off): rejoining it"
-                        rejoin_to "$primary"
-                    fi
-                else
-                    log "this node was a PRIMARY but $primary is the primary now: it must rejoin as a standby"
-                    rejoin_to "$primary"
-                    repmgr -f "$REPMGR_CONF" standby register --force --upstream-node-id="$(node_id_of "$primary")" || \
-                        log "WARNING: standby register failed (metadata only)"
-                fi
-                return 0
-            fi
-            if [[ -f $PGDATA/standby.signal ]]; then
-                msg="this node was a STANDBY and no primary is reachable among ${PEERS[*]}: not starting (a standby never makes itself a writable primary at start); waiting for a primary"
-            else
-                survey_partners
-                if ((SURVEY_REACHABLE == 0)); then
-                    msg="this node was a primary but no partner answers ($SURVEY_SILENT): refusing to start as a lone primary (it may be stale); waiting"
-                elif [[ -n $SURVEY_NEWER ]]; then
-                    msg="this node was a primary (timeline $(local_tli)) but partners have a newer timeline: $SURVEY_NEWER - it is stale; waiting for the new primary to come up, then it will rejoin"
-                elif (($(date +%s) - STARTED_AT < FAILOVER_WINDOW && SURVEY_WAITING < ${#PEERS[@]})); then
-                    # It may have died a moment ago, with repmgrd on the
-                    # standbys about to promote one: starting as primary now
-                    # could make two. Give a failover under way time to end
-                    # (none can be when every partner is itself waiting).
-                    msg="this node was the primary and no other primary runs: giving a failover under way ${FAILOVER_WINDOW}s before starting as primary"
-                else
-                    log "this node was the primary, no other primary is running and no partner has a newer timeline (local $(local_tli), partners max $SURVEY_MAX_TLI): starting as primary"
-                    set_state starting-primary
-                    start_pg
-                    return 0
-                fi
-            fi
-        fi
+            return 0
+            ;;
+        rejoin)
+            log "this node was a PRIMARY but $name is the primary now: it must rejoin as a standby"
+            rejoin_to "$name"
+            repmgr -f "$REPMGR_CONF" standby register --force --upstream-node-id="$(node_id_of "$name")" ||
+                log "WARNING: standby register failed (metadata only)"
+            return 0
+            ;;
+        start-primary)
+            log "${answer#start-primary }: starting as primary"
+            set_state starting-primary
+            start_pg
+            return 0
+            ;;
+        wait) msg=${answer#wait } ;;
+        *) msg="pgha start gave an answer this script does not know: $answer" ;;
+        esac
         set_state "waiting: $msg"
         if [[ $msg != "$last_msg" ]]; then log "$msg"; last_msg=$msg; fi
         # Cheap (a few local-network requests), and every second counts
@@ -698,47 +706,70 @@ trap on_term TERM INT
 # A primary that was frozen or cut off while another node was promoted comes
 # back still a primary, on an older timeline. Its commits cannot complete
 # (no standby follows it), but it must not stay a primary: when a partner is
-# a primary on a newer timeline, this node stops and exits, and its next
-# start rejoins the new primary as a standby (pg_rewind).
+# a primary on a newer timeline (the rule: `pgha fence`, pgha/src/supervise.rs),
+# this node stops and exits, and its next start rejoins the new primary as
+# a standby (pg_rewind).
 fence_if_superseded() {
-    local mine p r
+    local mine p r seen verdict
     [[ $(timeout 5 psql -X -qAt -h /var/run/postgresql -d postgres -c 'SELECT NOT pg_is_in_recovery()' 2>/dev/null) == t ]] || return 0
     mine=$(timeout 5 psql -X -qAt -h /var/run/postgresql -d postgres -c "SELECT $WRITE_TIMELINE WHERE NOT pg_is_in_recovery()" 2>/dev/null) || return 0
+    [[ $mine =~ ^[0-9]+$ ]] || return 0 # not a primary any more
+    seen="me $mine"
     for p in "${PEERS[@]}"; do
-        r=$(peer_sql "$p" "SELECT $WRITE_TIMELINE WHERE NOT pg_is_in_recovery()" || true)
-        if [[ $r =~ ^[0-9]+$ && $mine =~ ^[0-9]+$ ]] && ((r > mine)); then
-            log "$p is the primary on a newer timeline ($r > $mine): this node was superseded; stopping to rejoin it as a standby"
-            set_state superseded
-            stop_children
-            stop_pg
-            exit 1
+        if ! r=$(peer_sql "$p" "SELECT $WRITE_TIMELINE WHERE NOT pg_is_in_recovery()"); then
+            seen+=$'\n'"partner $p silent"
+        elif [[ -z $r ]]; then
+            seen+=$'\n'"partner $p standby"
+        elif [[ $r =~ ^[0-9]+$ ]]; then
+            seen+=$'\n'"partner $p primary $r"
+        else
+            seen+=$'\n'"partner $p silent"
         fi
     done
+    if ! verdict=$(pgha fence <<<"$seen" 2>&1); then
+        log "pgha fence failed, not fencing: $verdict"
+        return 0
+    fi
+    case $verdict in
+    fence\ *)
+        log "${verdict#fence }; stopping to rejoin it as a standby"
+        set_state superseded
+        stop_children
+        stop_pg
+        exit 1
+        ;;
+    esac
 }
 
 # A standby that has not streamed from the primary for STRAY_LIMIT seconds
 # (repmgr could not make it follow: its timeline forked off, its slot is
 # gone) exits: its next start follows the primary or rejoins it (pg_rewind,
-# else a fresh clone).
+# else a fresh clone). The rule: `pgha stray`, pgha/src/supervise.rs; the
+# clock is STRAY_SINCE, when a check first found it stray (0: not stray).
 STRAY_SINCE=0
 restart_if_stray() {
-    local primary r now
+    local primary r now stray_for=none verdict
     [[ $(timeout 5 psql -X -qAt -h /var/run/postgresql -d postgres -c 'SELECT pg_is_in_recovery()' 2>/dev/null) == t ]] || { STRAY_SINCE=0; return 0; }
-    primary=$(find_primary)
+    read -r primary _ <<<"$(find_primary)"
     r=$(timeout 5 psql -X -qAt -h /var/run/postgresql -d postgres -c "SELECT status || ' ' || sender_host FROM pg_stat_wal_receiver" 2>/dev/null || true)
-    if [[ -z $primary || $r == "streaming $primary" ]]; then
-        STRAY_SINCE=0
+    now=$(date +%s)
+    if ((STRAY_SINCE > 0)); then stray_for=$((now > STRAY_SINCE ? now - STRAY_SINCE : 0)); fi
+    if ! verdict=$(printf 'primary %s\nreceiver %s\nstray-for %s\nlimit %s\n' \
+        "${primary:-none}" "${r:-none}" "$stray_for" "$STRAY_LIMIT" | pgha stray 2>&1); then
+        log "pgha stray failed, not restarting: $verdict"
         return 0
     fi
-    now=$(date +%s)
-    ((STRAY_SINCE > 0)) || STRAY_SINCE=$now
-    if ((now - STRAY_SINCE >= STRAY_LIMIT)); then
-        log "this standby has not streamed from the primary $primary for ${STRAY_LIMIT}s (wal receiver: '${r:-none}'): restarting to follow or rejoin it"
+    case $verdict in
+    ok) STRAY_SINCE=0 ;;
+    stray) ((STRAY_SINCE > 0)) || STRAY_SINCE=$now ;;
+    restart\ *)
+        log "${verdict#restart }: restarting to follow or rejoin it"
         set_state stray
         stop_children
         stop_pg
         exit 1
-    fi
+        ;;
+    esac
 }
 
 supervise() {

@@ -1,8 +1,8 @@
 //! `pgha`: the PostgreSQL and MariaDB Galera nodes' entrypoints ask this
 //! binary what to do, and do it. Each command reads its facts from
 //! arguments and standard input and prints its answer (one line, but four
-//! for galera-nominate); the rules are in [`pgha::rules`] and
-//! [`pgha::galera`].
+//! for galera-nominate); the rules are in [`pgha::rules`], [`pgha::start`],
+//! [`pgha::supervise`] and [`pgha::galera`].
 //!
 //!   pgha fork-point --timeline N  < NEW.history
 //!       where timeline N ends in the newer timeline's history
@@ -12,6 +12,13 @@
 //!       "go", "wait REASON" or "refuse REASON"
 //!   pgha primary  < each node's role as a proxy saw it (see pgha::roles)
 //!       "one NAME", "none" or "ambiguous NAME NAME..."
+//!   pgha start  < what a starting node observed (see pgha::start)
+//!       "clone NAME", "init", "reclone NAME WHY", "follow NAME",
+//!       "rejoin NAME", "start-primary WHY" or "wait WHY"
+//!   pgha fence  < what a running primary saw of its partners (see pgha::supervise)
+//!       "stay" or "fence WHY"
+//!   pgha stray  < what a running standby saw (see pgha::supervise)
+//!       "ok", "stray" or "restart WHY"
 //!   pgha galera-nominate --nodes A,B,C --waited S --majority-after S
 //!                        --first-node NAME --cluster-name NAME
 //!                        < each node's /state lines (see pgha::galera)
@@ -28,9 +35,9 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use pgha::galera::{self, Nomination};
 use pgha::rules::{self, BeforeRewind, Primary, Promote};
-use pgha::{waldump, Lsn};
+use pgha::{lines, start, supervise, waldump, Lsn};
 
-const USAGE: &str = "usage: pgha fork-point --timeline N < HISTORY\n       pgha before-rewind --was primary|standby --from LSN < WALDUMP\n       pgha before-promote < PARTNERS\n       pgha primary < ROLES\n       pgha galera-nominate --nodes A,B,C --waited S --majority-after S --first-node NAME --cluster-name NAME < STATES";
+const USAGE: &str = "usage: pgha fork-point --timeline N < HISTORY\n       pgha before-rewind --was primary|standby --from LSN < WALDUMP\n       pgha before-promote < PARTNERS\n       pgha primary < ROLES\n       pgha start < OBSERVED\n       pgha fence < PARTNERS\n       pgha stray < OBSERVED\n       pgha galera-nominate --nodes A,B,C --waited S --majority-after S --first-node NAME --cluster-name NAME < STATES";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -114,6 +121,18 @@ fn run(args: Vec<String>) -> anyhow::Result<String> {
                 Primary::Ambiguous(names) => format!("ambiguous {}", names.join(" ")),
             })
         }
+        "start" => {
+            let observed = start::parse(&observations("what the node observed")?)?;
+            Ok(start::decide(&observed).to_string())
+        }
+        "fence" => {
+            let (mine, partners) = supervise::parse_fence(&observations("the partners' roles")?)?;
+            Ok(supervise::fence(mine, &partners).to_string())
+        }
+        "stray" => {
+            let seen = supervise::parse_stray(&observations("what the standby saw")?)?;
+            Ok(supervise::stray(&seen).to_string())
+        }
         "galera-nominate" => {
             let seconds = |name: &str| -> anyhow::Result<u64> {
                 option(name)?
@@ -144,6 +163,21 @@ fn run(args: Vec<String>) -> anyhow::Result<String> {
         }
         other => bail!("unknown command {other:?}\n{USAGE}"),
     }
+}
+
+/// Standard input, at most [`lines::MAX_INPUT`] bytes of UTF-8: `what`
+/// it holds, for an error.
+fn observations(what: &str) -> anyhow::Result<String> {
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(lines::MAX_INPUT as u64 + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {what}"))?;
+    if bytes.len() > lines::MAX_INPUT {
+        bail!("{what}: longer than {} bytes", lines::MAX_INPUT);
+    }
+    String::from_utf8(bytes).with_context(|| format!("{what}: not UTF-8"))
 }
 
 /// The nomination as "KEY VALUE" lines, the key alone when the value is

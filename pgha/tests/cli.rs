@@ -327,3 +327,118 @@ fn galera_nominate_answers_in_lines_and_refuses_bad_input() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not UTF-8"));
 }
+
+/// What a former primary's entrypoint writes for `pgha start`, after `elapsed`.
+fn start_observed(elapsed: u32) -> String {
+    format!(
+        "me pg-1\nbootstrap-node pg-1\ndata primary\nlocal-tli 2\nlocal-sysid 7345017843026710561\n\
+         primary none\nelapsed {elapsed}\nwindow 20\n\
+         partner pg-2 reachable tli 2 data yes waiting no\npartner pg-3 silent no-answer\n"
+    )
+}
+
+#[test]
+fn start_fence_and_stray_answer_one_line_and_refuse_bad_input() {
+    let rows: &[(&str, String, &str)] = &[
+        (
+            "start",
+            start_observed(5),
+            "wait this node was the primary and no other primary runs: giving a failover under way 20s before starting as primary",
+        ),
+        (
+            "start",
+            start_observed(20),
+            "start-primary this node was the primary, no other primary is running and no partner has a newer timeline (local 2, partners max 2)",
+        ),
+        (
+            "start",
+            start_observed(0).replace("primary none", "primary pg-2 3 7345017843026710561"),
+            "rejoin pg-2",
+        ),
+        (
+            "fence",
+            "me 2\npartner pg-2 primary 3\npartner pg-3 silent\n".into(),
+            "fence pg-2 is the primary on a newer timeline (3 > 2): this node was superseded",
+        ),
+        ("fence", "me 2\npartner pg-2 standby\n".into(), "stay"),
+        (
+            "stray",
+            "primary pg-2\nreceiver streaming pg-2\nstray-for none\nlimit 30\n".into(),
+            "ok",
+        ),
+        (
+            "stray",
+            "primary pg-2\nreceiver none\nstray-for 30\nlimit 30\n".into(),
+            "restart this standby has not streamed from the primary pg-2 for 30s (wal receiver: 'none')",
+        ),
+    ];
+    for (command, input, want) in rows {
+        let (code, out, err) = pgha(&[command], input);
+        assert_eq!(
+            (code, out.as_str(), err.as_str()),
+            (0, *want, ""),
+            "{command} {input:?}"
+        );
+    }
+
+    let huge = format!("{}{}", start_observed(0), "window 20\n".repeat(2000));
+    let bad: &[(&str, String, &str)] = &[
+        ("start", String::new(), "missing: me, bootstrap-node"),
+        (
+            "start",
+            start_observed(0).replace("data primary", "data $(reboot)"),
+            "expected data empty|standby|primary",
+        ),
+        (
+            "start",
+            start_observed(0).replace(
+                "partner pg-3 silent no-answer",
+                "partner pg-3;id silent no-answer",
+            ),
+            "letters, digits",
+        ),
+        ("start", huge, "longer than 16384 bytes"),
+        ("fence", "partner pg-2 primary 3\n".into(), "missing: me"),
+        (
+            "fence",
+            "me 2\npartner pg-2 primary three\n".into(),
+            "line 2",
+        ),
+        (
+            "stray",
+            "primary pg-2\n".into(),
+            "missing: receiver, stray-for, limit",
+        ),
+    ];
+    for (command, input, want) in bad {
+        let (code, out, err) = pgha(&[command], input);
+        assert_eq!(
+            code, 2,
+            "{command} {input:.60?}: exit code (stdout {out:?})"
+        );
+        assert!(
+            out.is_empty(),
+            "{command}: no answer on a bad input, got {out:?}"
+        );
+        assert!(
+            err.contains(want),
+            "{command} {input:.60?}: {err:?} should say {want:?}"
+        );
+    }
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pgha"))
+        .arg("stray")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("pgha runs");
+    let _ = child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"primary pg-\xff\n");
+    let out = child.wait_with_output().expect("pgha ends");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not UTF-8"));
+}

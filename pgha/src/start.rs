@@ -1,0 +1,442 @@
+//! How a PostgreSQL node starts (`decide_and_start` in
+//! `postgres/entrypoint.sh`): what the entrypoint observed in, one action
+//! out. The entrypoint observes and asks again every second until the
+//! answer is not `wait`, then does what it says.
+//!
+//! The rules, as the entrypoint had them in shell:
+//!  * an empty data directory clones the primary. With no primary only the
+//!    bootstrap node creates a cluster, and only once a partner answers and
+//!    none that answers has data;
+//!  * data of another cluster (another system identifier than the
+//!    primary's) is kept aside, and the primary cloned;
+//!  * a former standby follows the primary; a former primary rejoins it
+//!    (`repmgr node rejoin --force-rewind`);
+//!  * with no primary, a former standby waits: it never makes itself a
+//!    writable primary at start;
+//!  * a former primary with no other primary starts as the primary only
+//!    when a partner answers, none is on a newer timeline, and no failover
+//!    can be under way: `window` seconds have passed since the entrypoint
+//!    started, or every partner is itself waiting at start (it runs no
+//!    repmgrd, so nothing can promote it).
+//!
+//! [`crate::rules::start`] is another start rule, not wired into the
+//! entrypoint (it elects the furthest standby after a whole-cluster
+//! restart); this one is the one the entrypoint asks.
+//!
+//! What the entrypoint observed, as it writes it for `pgha start`:
+//!
+//! ```text
+//! me pg-1
+//! bootstrap-node pg-1
+//! data primary
+//! local-tli 3
+//! local-sysid 7345017843026710561
+//! primary none
+//! elapsed 12
+//! window 20
+//! partner pg-2 reachable tli 3 data yes waiting no
+//! partner pg-3 silent no-answer
+//! ```
+//!
+//! ```text
+//! me NAME               this node
+//! bootstrap-node NAME   the node that may create the cluster (BOOTSTRAP_NODE)
+//! data empty|standby|primary
+//!                       its data directory: empty (no PG_VERSION), or what
+//!                       it was when it last ran (standby.signal or not)
+//! local-tli N           the timeline of its data (0 when it has none)
+//! local-sysid ID|-      its system identifier (-: unknown)
+//! primary none
+//! primary NAME TLI ID|- the partner that answers as a registered primary,
+//!                       on the highest timeline (find_primary): its
+//!                       timeline and its system identifier (-: not known)
+//! elapsed S             seconds since the entrypoint started
+//! window S              FAILOVER_WINDOW
+//! partner NAME reachable tli N|- data yes|no waiting yes|no
+//! partner NAME silent no-answer|unresolved
+//!                       each partner as its /state answered: its timeline
+//!                       (-: none), whether it has data, whether its
+//!                       entrypoint waits at start; or why it did not answer
+//!                       (no answer, or its name does not resolve)
+//! ```
+//!
+//! Every key but `partner` is given once, and one `partner` line per
+//! partner (every partner, in the configured order: the texts list them
+//! so). A system identifier reads as pg_controldata prints it (unsigned) or
+//! as `pg_control_system()` returns it (a bigint, negative for clusters
+//! created from 2038 on): the same 64 bits either way.
+//!
+//! The answer, one line: `clone NAME`, `init`, `reclone NAME WHY`,
+//! `follow NAME`, `rejoin NAME`, `start-primary WHY` or `wait WHY`.
+
+use std::fmt;
+
+use anyhow::bail;
+
+use crate::lines::{self, number, yes_no};
+use crate::partners::check_name;
+
+/// What this node's data directory holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataDir {
+    /// No cluster (no `PG_VERSION`).
+    Empty,
+    /// It was a standby when it last ran (`standby.signal`).
+    Standby,
+    /// It was a primary when it last ran.
+    Primary,
+}
+
+/// The partner that answered as the primary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub name: String,
+    /// The timeline it writes on.
+    pub timeline: u32,
+    /// Its cluster, when it said: data of another cluster is never mixed
+    /// with its own.
+    pub system_id: Option<u64>,
+}
+
+/// What a partner's `/state` said (it answers while its postgres is down).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    Reachable {
+        /// The timeline of its data, `None` when it has none.
+        timeline: Option<u32>,
+        /// Its data directory holds a cluster.
+        data: bool,
+        /// Its entrypoint is waiting at start: it runs no postgres and no
+        /// repmgrd, so nothing can promote it.
+        waiting: bool,
+    },
+    Silent(Silence),
+}
+
+/// Why a partner did not answer, for the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Silence {
+    NoAnswer,
+    /// Its name does not resolve (its task is not running).
+    Unresolved,
+}
+
+/// What the entrypoint observed, once per look.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    pub me: String,
+    /// The node that may create the cluster when nobody has data.
+    pub bootstrap_node: String,
+    pub data: DataDir,
+    /// The timeline of this node's data (0 when it has none).
+    pub local_timeline: u32,
+    /// This node's system identifier, `None` when unknown.
+    pub local_system_id: Option<u64>,
+    pub primary: Option<Found>,
+    /// Seconds since the entrypoint started.
+    pub elapsed_s: u64,
+    /// Seconds a former primary gives a failover under way (repmgrd on a
+    /// standby promotes about 5 s after the primary dies).
+    pub window_s: u64,
+    /// Every partner, in the configured order.
+    pub partners: Vec<(String, Seen)>,
+}
+
+/// How the node starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Start {
+    /// Copy the primary's data (`repmgr standby clone`) and follow it.
+    Clone { from: String },
+    /// Create a new cluster (`initdb`) and start as its primary.
+    Init,
+    /// Keep the data directory aside (it is another cluster's), then clone.
+    Reclone { from: String, why: String },
+    /// Start as a standby and make sure it streams from the primary.
+    Follow { primary: String },
+    /// It was a primary and another node is primary now: rewind onto it.
+    Rejoin { primary: String },
+    /// Start as the primary.
+    StartPrimary { why: String },
+    /// Not yet: look again shortly. Why, for the log and `/state`.
+    Wait { why: String },
+}
+
+impl fmt::Display for Start {
+    /// The answer line the entrypoint reads.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Start::Clone { from } => write!(f, "clone {from}"),
+            Start::Init => f.write_str("init"),
+            Start::Reclone { from, why } => write!(f, "reclone {from} {why}"),
+            Start::Follow { primary } => write!(f, "follow {primary}"),
+            Start::Rejoin { primary } => write!(f, "rejoin {primary}"),
+            Start::StartPrimary { why } => write!(f, "start-primary {why}"),
+            Start::Wait { why } => write!(f, "wait {why}"),
+        }
+    }
+}
+
+/// The start rule (see the module header).
+pub fn decide(o: &Observed) -> Start {
+    let Some(p) = &o.primary else {
+        return match o.data {
+            DataDir::Empty => empty_without_primary(o),
+            DataDir::Standby => Start::Wait {
+                why: format!(
+                    "this node was a STANDBY and no primary is reachable among {}: not starting (a standby never makes itself a writable primary at start); waiting for a primary",
+                    names(o.partners.iter().map(|(name, _)| name.as_str()), " ")
+                ),
+            },
+            DataDir::Primary => former_primary_without_primary(o),
+        };
+    };
+    let from = p.name.clone();
+    match (o.data, p.system_id) {
+        (DataDir::Empty, _) => Start::Clone { from },
+        (_, Some(theirs)) if Some(theirs) != o.local_system_id => Start::Reclone {
+            why: format!(
+                "DATA DIRECTORY BELONGS TO ANOTHER CLUSTER: local system identifier {}, primary {from} has {theirs}",
+                o.local_system_id
+                    .map_or_else(|| "unknown".to_owned(), |id| id.to_string())
+            ),
+            from,
+        },
+        (DataDir::Standby, _) => Start::Follow { primary: from },
+        (DataDir::Primary, _) => Start::Rejoin { primary: from },
+    }
+}
+
+/// An empty node and no primary: only the bootstrap node may create the
+/// cluster, and only when a partner confirms it has no data and none that
+/// answers has any.
+fn empty_without_primary(o: &Observed) -> Start {
+    if o.me != o.bootstrap_node {
+        return Start::Wait {
+            why: format!(
+                "empty data dir: waiting for a primary to clone from ({} bootstraps the cluster)",
+                o.bootstrap_node
+            ),
+        };
+    }
+    let with_data = names(
+        reachable(o)
+            .filter(|&(_, _, data, _)| data)
+            .map(|(name, ..)| name),
+        ",",
+    );
+    if !with_data.is_empty() {
+        return Start::Wait {
+            why: format!(
+                "empty data dir, no primary, but partners have data ({with_data}): waiting for a primary instead of initialising a second cluster"
+            ),
+        };
+    }
+    if reachable(o).next().is_none() {
+        return Start::Wait {
+            why: "empty data dir, no partner reachable yet: waiting (a partner must confirm it has no data before initialising)".into(),
+        };
+    }
+    Start::Init
+}
+
+/// A former primary and no other primary: it may be stale (a partner was
+/// promoted and is down now), or a failover may be under way.
+fn former_primary_without_primary(o: &Observed) -> Start {
+    if reachable(o).next().is_none() {
+        let silent = names(
+            o.partners.iter().filter_map(|(name, seen)| match seen {
+                Seen::Silent(Silence::NoAnswer) => Some(format!("{name}: no answer")),
+                Seen::Silent(Silence::Unresolved) => Some(format!("{name}: name does not resolve")),
+                Seen::Reachable { .. } => None,
+            }),
+            ", ",
+        );
+        return Start::Wait {
+            why: format!(
+                "this node was a primary but no partner answers ({silent}): refusing to start as a lone primary (it may be stale); waiting"
+            ),
+        };
+    }
+    let mine = o.local_timeline;
+    let newer = names(
+        reachable(o).filter_map(|(name, tli, ..)| {
+            tli.filter(|&t| t > mine)
+                .map(|t| format!("{name}(tli {t})"))
+        }),
+        ",",
+    );
+    if !newer.is_empty() {
+        return Start::Wait {
+            why: format!(
+                "this node was a primary (timeline {mine}) but partners have a newer timeline: {newer} - it is stale; waiting for the new primary to come up, then it will rejoin"
+            ),
+        };
+    }
+    let waiting = reachable(o).filter(|&(.., waiting)| waiting).count();
+    if o.elapsed_s < o.window_s && waiting < o.partners.len() {
+        return Start::Wait {
+            why: format!(
+                "this node was the primary and no other primary runs: giving a failover under way {}s before starting as primary",
+                o.window_s
+            ),
+        };
+    }
+    let highest = reachable(o)
+        .filter_map(|(_, tli, ..)| tli)
+        .max()
+        .unwrap_or(0);
+    Start::StartPrimary {
+        why: format!(
+            "this node was the primary, no other primary is running and no partner has a newer timeline (local {mine}, partners max {highest})"
+        ),
+    }
+}
+
+/// The partners that answered: (name, timeline, has data, waiting).
+fn reachable(o: &Observed) -> impl Iterator<Item = (&str, Option<u32>, bool, bool)> {
+    o.partners.iter().filter_map(|(name, seen)| match *seen {
+        Seen::Reachable {
+            timeline,
+            data,
+            waiting,
+        } => Some((name.as_str(), timeline, data, waiting)),
+        Seen::Silent(_) => None,
+    })
+}
+
+fn names<T: AsRef<str>>(list: impl Iterator<Item = T>, separator: &str) -> String {
+    list.map(|n| n.as_ref().to_owned())
+        .collect::<Vec<_>>()
+        .join(separator)
+}
+
+/// Each key but `partner`, and how its line reads.
+const KEYS: &[(&str, &str)] = &[
+    ("me", "me NAME"),
+    ("bootstrap-node", "bootstrap-node NAME"),
+    ("data", "data empty|standby|primary"),
+    ("local-tli", "local-tli N"),
+    ("local-sysid", "local-sysid ID|-"),
+    ("primary", "primary none, or primary NAME TLI ID|-"),
+    ("elapsed", "elapsed SECONDS"),
+    ("window", "window SECONDS"),
+];
+const PARTNER: &str = "partner NAME reachable tli N|- data yes|no waiting yes|no, or partner NAME silent no-answer|unresolved";
+
+/// What the entrypoint observed (see the module header). Refused: an
+/// unknown key, a key given twice, a line not shaped as its key reads, a
+/// missing key, a partner named twice or named as this node, and a primary
+/// that is not one of the partners.
+pub fn parse(input: &str) -> anyhow::Result<Observed> {
+    let mut given: Vec<&str> = Vec::new();
+    let (mut me, mut bootstrap_node, mut data) = (String::new(), String::new(), DataDir::Empty);
+    let (mut local_timeline, mut local_system_id, mut primary) = (0, None, None);
+    let (mut elapsed_s, mut window_s) = (0, 0);
+    let mut partners: Vec<(String, Seen)> = Vec::new();
+    for line in lines::split(input)? {
+        if line.key == "partner" {
+            let [name, rest @ ..] = line.words.as_slice() else {
+                return Err(line.err(format!("expected {PARTNER}")));
+            };
+            line.read(check_name(name))?;
+            if partners.iter().any(|(known, _)| known.as_str() == *name) {
+                return Err(line.err(format!("partner {name} given twice")));
+            }
+            partners.push((name.to_string(), line.read(partner(rest))?));
+            continue;
+        }
+        let Some(&(key, shape)) = KEYS.iter().find(|(key, _)| *key == line.key) else {
+            return Err(line.err(format!("unknown key {:?}", line.key)));
+        };
+        if given.contains(&key) {
+            return Err(line.err(format!("{key} given twice")));
+        }
+        given.push(key);
+        match (key, line.words.as_slice()) {
+            ("me", [name]) => me = line.read(named(name))?,
+            ("bootstrap-node", [name]) => bootstrap_node = line.read(named(name))?,
+            ("data", ["empty"]) => data = DataDir::Empty,
+            ("data", ["standby"]) => data = DataDir::Standby,
+            ("data", ["primary"]) => data = DataDir::Primary,
+            ("local-tli", [n]) => local_timeline = line.read(number(n, "a timeline"))?,
+            ("local-sysid", [id]) => local_system_id = line.read(system_id(id))?,
+            ("primary", ["none"]) => primary = None,
+            ("primary", [name, tli, id]) => {
+                primary = Some(Found {
+                    name: line.read(named(name))?,
+                    timeline: line.read(number(tli, "a timeline"))?,
+                    system_id: line.read(system_id(id))?,
+                });
+            }
+            ("elapsed", [s]) => elapsed_s = line.read(number(s, "elapsed"))?,
+            ("window", [s]) => window_s = line.read(number(s, "window"))?,
+            _ => return Err(line.err(format!("expected {shape}"))),
+        }
+    }
+    let keys: Vec<&str> = KEYS.iter().map(|&(key, _)| key).collect();
+    lines::require(&given, &keys)?;
+    if partners.iter().any(|(name, _)| *name == me) {
+        bail!("partner {me} is this node (me {me})");
+    }
+    if let Some(p) = &primary {
+        if !partners.iter().any(|(name, _)| *name == p.name) {
+            bail!("the primary {} is not one of the partners", p.name);
+        }
+    }
+    Ok(Observed {
+        me,
+        bootstrap_node,
+        data,
+        local_timeline,
+        local_system_id,
+        primary,
+        elapsed_s,
+        window_s,
+        partners,
+    })
+}
+
+fn named(name: &str) -> anyhow::Result<String> {
+    check_name(name)?;
+    Ok(name.to_owned())
+}
+
+/// A partner line after its name.
+fn partner(words: &[&str]) -> anyhow::Result<Seen> {
+    Ok(match words {
+        ["reachable", "tli", tli, "data", data, "waiting", waiting] => Seen::Reachable {
+            timeline: match *tli {
+                "-" => None,
+                n => Some(number(n, "a timeline")?),
+            },
+            data: yes_no(data, "data")?,
+            waiting: yes_no(waiting, "waiting")?,
+        },
+        ["silent", "no-answer"] => Seen::Silent(Silence::NoAnswer),
+        ["silent", "unresolved"] => Seen::Silent(Silence::Unresolved),
+        _ => bail!("expected {PARTNER}"),
+    })
+}
+
+/// A system identifier: unsigned, or a negative bigint as SQL shows the
+/// same 64 bits; `-` when unknown.
+fn system_id(word: &str) -> anyhow::Result<Option<u64>> {
+    const WHAT: &str = "a system identifier";
+    Ok(match word.strip_prefix('-') {
+        Some("") => None,
+        Some(digits) => {
+            let magnitude: u64 = number(digits, WHAT)?;
+            match i64::try_from(magnitude) {
+                // as u64: the two's complement, the bits pg_control holds
+                Ok(m) => Some((-m) as u64),
+                Err(_) if magnitude == 1 << 63 => Some(1 << 63),
+                Err(_) => bail!("{WHAT} -{digits} is past a bigint"),
+            }
+        }
+        None => Some(number(word, WHAT)?),
+    })
+}
+
+#[cfg(test)]
+#[path = "start_tests.rs"]
+mod tests;
