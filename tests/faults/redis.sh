@@ -26,6 +26,11 @@
 #                               named, then the successor killed at once
 #                               (recovery counts from the kill)
 #   sentinel-away-kill          one Sentinel taken away, then the primary killed
+#   thaw-at-split               one Sentinel taken away, the primary frozen,
+#                               and thawed the moment the two others' first
+#                               tries end with no successor (a split vote;
+#                               the retry comes 6 s later), or when one is
+#                               named; the log says which
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 # shellcheck source=tests/lib.sh
@@ -35,7 +40,7 @@ source tests/redis-lib.sh
 # shellcheck source=tests/faults/lib.sh
 source tests/faults/lib.sh
 
-readonly ALL_KINDS="kill,restart,freeze:swept,cut:swept,cut-from-sentinels:swept,starve:swept,replica-freeze:swept,replica-cut-from-primary:swept,sentinel-freeze:swept,thaw-at-switch,break-new-primary,sentinel-away-kill"
+readonly ALL_KINDS="kill,restart,freeze:swept,cut:swept,cut-from-sentinels:swept,starve:swept,replica-freeze:swept,replica-cut-from-primary:swept,sentinel-freeze:swept,thaw-at-switch,break-new-primary,sentinel-away-kill,thaw-at-split"
 
 # The node a majority (2 of 3) of the Sentinels names.
 tier_primary() { sentinel_majority; }
@@ -67,7 +72,10 @@ tier_drained() { queue_drained; }
 # One sample of every proxy and node at once, from inside the stack: the
 # nodes each HAProxy has in rotation, and which nodes say role:master.
 # Appends "ms writers union masters": writers is how many distinct nodes
-# any proxy lets clients write to.
+# are open to writes: in some proxy's rotation and saying role:master. (A
+# proxy a poll behind the other may still route to an old primary the
+# Sentinels already demoted: it refuses writes, so it is no writer; such
+# samples are counted apart, see proxies_disagreed.)
 tier_sample() {
   local line
   # shellcheck disable=SC2016 # expanded inside the container
@@ -84,14 +92,16 @@ tier_sample() {
       timeout 1 redis-cli --no-auth-warning -h "$n" INFO replication 2>/dev/null | grep -q "^role:master" && masters="$masters,$n"
     done
     set -- $(tr " " "\n" <<<"$union" | grep . | sort -u)
-    printf "%s %s %s\n" "$#" "$(IFS=,; echo "${*:-none}")" "${masters#,}"') || return 0
+    writers=0
+    for n in "$@"; do [[ ",$masters," == *",$n,"* ]] && writers=$((writers + 1)); done
+    printf "%s %s %s\n" "$writers" "$(IFS=,; echo "${*:-none}")" "${masters#,}"') || return 0
   [ -n "$line" ] && printf '%s %s\n' "$(now_ms)" "$line" >>"$1"
 }
 
 # The kinds that wait for the Sentinels to name a successor.
 tier_fault_wait_s() {
   case "$1" in
-    thaw-at-switch | break-new-primary | sentinel-away-kill) echo 15 ;;
+    thaw-at-switch | break-new-primary | sentinel-away-kill | thaw-at-split) echo 15 ;;
     *) echo 0 ;;
   esac
 }
@@ -171,10 +181,49 @@ fault_sentinel_away_kill() {
   named_other_than "$1" >/dev/null || true
   docker service scale --detach=true redis_sentinel-3=1 >/dev/null
 }
+# Waits (30 s at most) while the two Sentinels left try to fail $1 over;
+# prints "split" once both have tried and neither is still trying, with $1
+# still named, or "switched" once one names another node.
+split_or_switched() {
+  # shellcheck disable=SC2016 # expanded inside the container
+  in_redis_stack 'declare -A tried=()
+    for _ in $(seq 1 600); do
+      busy=0
+      for s in sentinel-1 sentinel-2; do
+        out=$(timeout 0.5 redis-cli --no-auth-warning -h "$s" -p 26379 SENTINEL master swarmvote 2>/dev/null | tr -d "\r")
+        ip=$(sed -n "/^ip$/{n;p;}" <<<"$out")
+        if [ -n "$ip" ] && [ "$ip" != "$1" ]; then echo switched; exit 0; fi
+        case $(sed -n "/^flags$/{n;p;}" <<<"$out") in
+          *failover_in_progress*) tried[$s]=1; busy=1 ;;
+        esac
+      done
+      [ "${#tried[@]}" -eq 2 ] && [ "$busy" = 0 ] && { echo split; exit 0; }
+      sleep 0.05
+    done; exit 1' "$1"
+}
+fault_thaw_at_split() {
+  local id how
+  docker service scale --detach=true redis_sentinel-3=0 >/dev/null
+  sleep 2
+  id=$(id_of "$1")
+  now_ms >"$FAULT_DIR/effective"
+  freeze "$id"
+  how=$(split_or_switched "$1" || echo "neither within 30 s")
+  thaw "$id"
+  docker service scale --detach=true redis_sentinel-3=1 >/dev/null
+  echo "          thawed when the first tries ended: $how"
+}
+
+# Samples in which the proxies had two nodes in rotation, one of them not
+# a primary (shown, not asserted: such a node refuses writes).
+proxies_disagreed() {
+  awk '{ if (split($3, n, ",") > 1) d++ } END { printf "%d of %d", d, NR }' "$FAULT_ARTIFACTS/samples" 2>/dev/null || echo "? of ?"
+}
 
 main() {
   local seed=${SEED:-$((RANDOM * 32768 + RANDOM))}
   harness redis "$seed" "${COUNT:-8}" "${KINDS:-$ALL_KINDS}"
+  echo "    proxies routing to two nodes, one of them no primary: $(proxies_disagreed) samples (shown, not asserted)"
   [ -z "${RECORD:-}" ] || record_results redis "$seed" "${KINDS:-$ALL_KINDS}"
   report "fault harness (redis)" "seed $seed; rows in $FAULT_ARTIFACTS/rows.txt"
 }
