@@ -653,7 +653,11 @@ mod tests {
                 "its successor died: the others name it and find it down",
                 at("redis-3", "master,failover_in_progress", 6),
                 vec![
-                    Some(at("redis-1", "master,s_down,o_down,failover_in_progress", 6)),
+                    Some(at(
+                        "redis-1",
+                        "master,s_down,o_down,failover_in_progress",
+                        6,
+                    )),
                     Some(at("redis-1", "master,s_down,o_down", 6)),
                 ],
                 Follow::Finish("redis-1".into()),
