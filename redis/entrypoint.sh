@@ -170,7 +170,7 @@ run_sentinel() {
     redis-sentinel "$conf" &
     pid=$!
     tune_sentinel &
-    watch_majority "$pid" >"$adopt" &
+    watch_majority "$pid" "$conf" >"$adopt" &
     watcher=$!
     # Returns when either ends, or early when a signal arrives.
     wait -n "$pid" "$watcher" || true
@@ -197,8 +197,8 @@ run_sentinel() {
 # Sentinels exchange their views every 2 s).
 readonly ADOPT_AFTER_S=${SENTINEL_ADOPT_AFTER_S:-10}
 
-# Every second while Sentinel $1 runs, asks it and the other Sentinels what
-# they name, and the rule (sentinel-follow: common::sentinel::follow_majority)
+# Every second while Sentinel $1 (its file: $2) runs, asks it and the other
+# Sentinels what they name, and the rule (sentinel-follow: common::sentinel::follow_majority)
 # whether it should adopt the majority's primary. Prints "adopt NODE" and
 # returns once that answer has lasted ADOPT_AFTER_S. (Sentinel adopts
 # another's view only from a newer epoch: one that ended a failover of its
@@ -206,7 +206,7 @@ readonly ADOPT_AFTER_S=${SENTINEL_ADOPT_AFTER_S:-10}
 # nobody else names, for good.) Prints "finish NODE" and returns at once
 # when its own failover's successor died (see the rule).
 watch_majority() {
-  local pid=$1 dir answer last="" since=0 s n=0
+  local pid=$1 conf=$2 dir answer last="" since=0 s n=0 failed=""
   dir=$(mktemp -d)
   while kill -0 "$pid" 2>/dev/null; do
     sleep 1
@@ -218,9 +218,12 @@ watch_majority() {
     done
     n=0
     if ! answer=$(sentinel-follow "$dir/me" "$dir"/other-* 2>&1); then
-      log "$answer"
+      # Once per kind of failure (a Sentinel starting says nothing yet).
+      [ "$answer" = "$failed" ] || log "$answer"
+      failed=$answer last=""
       continue
     fi
+    failed=""
     case "$answer" in
       "adopt "*)
         [ "$answer" = "$last" ] || { last=$answer; since=$SECONDS; }
@@ -230,8 +233,13 @@ watch_majority() {
         fi
         ;;
       "finish "*)
-        printf '%s\n' "$answer"
-        break
+        # Only a leader's saved file names its successor; another Sentinel
+        # still trying (it lost the election) waits for the adopt rule.
+        if grep -q "^sentinel monitor $MASTER ${answer#finish } " "$conf"; then
+          printf '%s\n' "$answer"
+          break
+        fi
+        last=""
         ;;
       *) last="" ;;
     esac

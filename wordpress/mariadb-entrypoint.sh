@@ -300,8 +300,10 @@ describe() { # one node's position for the log
 states() {
     local n line
     for n in "${ALL_NODES[@]}"; do
+        # key=value lines only: an error page (a partner's endpoint timed
+        # out reading the request) leaves that node unheard, not the vote
         while IFS= read -r line; do
-            [[ -z $line ]] || printf '%s %s\n' "$n" "$line"
+            [[ ! $line =~ ^[a-z0-9_]+= ]] || printf '%s %s\n' "$n" "$line"
         done <<<"${STATE[$n]:-}"
     done
 }
