@@ -28,6 +28,23 @@ impl Line<'_> {
         anyhow::anyhow!("{}: {what}", self.at)
     }
 
+    /// This line's key among `keys` (key, the shape its words take), once:
+    /// an unknown key or one already in `given` is refused; it is added.
+    pub fn keyed(
+        &self,
+        keys: &[(&'static str, &'static str)],
+        given: &mut Vec<&'static str>,
+    ) -> anyhow::Result<(&'static str, &'static str)> {
+        let Some(&(key, shape)) = keys.iter().find(|(key, _)| *key == self.key) else {
+            return Err(self.err(format!("unknown key {:?}", self.key)));
+        };
+        if given.contains(&key) {
+            return Err(self.err(format!("{key} given twice")));
+        }
+        given.push(key);
+        Ok((key, shape))
+    }
+
     /// `read`, its error said to be about this line.
     pub fn read<T>(&self, read: anyhow::Result<T>) -> anyhow::Result<T> {
         read.map_err(|e| self.err(e))

@@ -345,13 +345,7 @@ pub fn parse(input: &str) -> anyhow::Result<Observed> {
             partners.push((name.to_string(), line.read(partner(rest))?));
             continue;
         }
-        let Some(&(key, shape)) = KEYS.iter().find(|(key, _)| *key == line.key) else {
-            return Err(line.err(format!("unknown key {:?}", line.key)));
-        };
-        if given.contains(&key) {
-            return Err(line.err(format!("{key} given twice")));
-        }
-        given.push(key);
+        let (key, shape) = line.keyed(KEYS, &mut given)?;
         match (key, line.words.as_slice()) {
             ("me", [name]) => me = line.read(named(name))?,
             ("bootstrap-node", [name]) => bootstrap_node = line.read(named(name))?,

@@ -241,13 +241,7 @@ pub fn parse_stray(input: &str) -> anyhow::Result<Standby> {
         limit_s: 0,
     };
     for line in lines::split(input)? {
-        let Some(&(key, shape)) = KEYS.iter().find(|(key, _)| *key == line.key) else {
-            return Err(line.err(format!("unknown key {:?}", line.key)));
-        };
-        if given.contains(&key) {
-            return Err(line.err(format!("{key} given twice")));
-        }
-        given.push(key);
+        let (key, shape) = line.keyed(KEYS, &mut given)?;
         match (key, line.words.as_slice()) {
             ("primary", ["none"]) => seen.primary = None,
             ("primary", [name]) => {
