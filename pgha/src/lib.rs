@@ -4,6 +4,7 @@
 //! functions, so that each failure story is a row of a table test, not a
 //! branch of an entrypoint that only the hour-long swarm suite runs.
 
+pub mod failover;
 pub mod galera;
 pub mod lines;
 pub mod lsn;

@@ -19,6 +19,8 @@
 //!       "stay" or "fence WHY"
 //!   pgha stray  < what a running standby saw (see pgha::supervise)
 //!       "ok", "stray" or "restart WHY"
+//!   pgha failover  < what a running standby's watcher saw (see pgha::failover)
+//!       "ok", "wait WHY", "follow NAME WHY" or "promote WHY"
 //!   pgha galera-nominate --nodes A,B,C --waited S --majority-after S
 //!                        --first-node NAME --cluster-name NAME
 //!                        < each node's /state lines (see pgha::galera)
@@ -35,9 +37,9 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use pgha::galera::{self, Nomination};
 use pgha::rules::{self, BeforeRewind, Primary, Promote};
-use pgha::{lines, start, supervise, waldump, Lsn};
+use pgha::{failover, lines, start, supervise, waldump, Lsn};
 
-const USAGE: &str = "usage: pgha fork-point --timeline N < HISTORY\n       pgha before-rewind --was primary|standby --from LSN < WALDUMP\n       pgha before-promote < PARTNERS\n       pgha primary < ROLES\n       pgha start < OBSERVED\n       pgha fence < PARTNERS\n       pgha stray < OBSERVED\n       pgha galera-nominate --nodes A,B,C --waited S --majority-after S --first-node NAME --cluster-name NAME < STATES";
+const USAGE: &str = "usage: pgha fork-point --timeline N < HISTORY\n       pgha before-rewind --was primary|standby --from LSN < WALDUMP\n       pgha before-promote < PARTNERS\n       pgha primary < ROLES\n       pgha start < OBSERVED\n       pgha fence < PARTNERS\n       pgha stray < OBSERVED\n       pgha failover < OBSERVED\n       pgha galera-nominate --nodes A,B,C --waited S --majority-after S --first-node NAME --cluster-name NAME < STATES";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -132,6 +134,10 @@ fn run(args: Vec<String>) -> anyhow::Result<String> {
         "stray" => {
             let seen = supervise::parse_stray(&observations("what the standby saw")?)?;
             Ok(supervise::stray(&seen).to_string())
+        }
+        "failover" => {
+            let seen = failover::parse(&observations("what the standby's watcher saw")?)?;
+            Ok(failover::decide(&seen).to_string())
         }
         "galera-nominate" => {
             let seconds = |name: &str| -> anyhow::Result<u64> {

@@ -1,0 +1,245 @@
+//! Each failover story as a row: what a running standby's watcher saw, in
+//! the lines the entrypoint writes, and the answer line it reads back.
+
+use super::*;
+
+/// pg-2's view: the header lines, then the partners.
+fn seen(lsn: &str, upstream: &str, unseen: u64, partners: &str) -> String {
+    format!("me pg-2 {lsn}\nupstream {upstream} unseen {unseen}\ndetect 6\n{partners}")
+}
+
+fn answer(input: &str) -> String {
+    decide(&parse(input).expect(input)).to_string()
+}
+
+#[test]
+fn a_standby_promotes_only_with_a_partner_that_lost_the_primary_too() {
+    // story, what pg-2 saw, the answer
+    let rows: &[(&str, String, &str)] = &[
+        (
+            "the primary answers",
+            seen("0/5000100", "pg-1", 0, "partner pg-1 primary 1\npartner pg-3 standby 0/5000100 pg-1 0 running\n"),
+            "ok",
+        ),
+        (
+            "a stall shorter than detect never promotes",
+            seen("0/5000100", "pg-1", 5, "partner pg-1 silent\npartner pg-3 standby 0/5000100 pg-1 5 running\n"),
+            "ok",
+        ),
+        (
+            "lost, and pg-3 lost it too; pg-2 received more",
+            seen("0/5000100", "pg-1", 6, "partner pg-1 silent\npartner pg-3 standby 0/50000D8 pg-1 4 running\n"),
+            "promote pg-1 unreachable for 6s, also for pg-3; this node received the most WAL (0/5000100)",
+        ),
+        (
+            "...pg-3 received more: it is the one",
+            seen("0/5000100", "pg-1", 9, "partner pg-1 silent\npartner pg-3 standby 0/6000000 pg-1 8 running\n"),
+            "wait pg-1 unreachable for 9s; pg-3 received the most WAL (0/6000000) and is to be promoted",
+        ),
+        (
+            "...a tie goes to the first name (pg-2 before pg-3)",
+            seen("0/5000100", "pg-1", 6, "partner pg-1 silent\npartner pg-3 standby 0/5000100 pg-1 6 running\n"),
+            "promote pg-1 unreachable for 6s, also for pg-3; this node received the most WAL (0/5000100)",
+        ),
+        (
+            "the other standby still reaches the primary: this node may be the one cut off",
+            seen("0/5000100", "pg-1", 20, "partner pg-1 silent\npartner pg-3 standby 0/5000100 pg-1 0 running\n"),
+            "wait pg-1 unreachable for 20s, but no partner confirms it (this node may be the one cut off)",
+        ),
+        (
+            "...it lost the primary for under half of detect",
+            seen("0/5000100", "pg-1", 8, "partner pg-1 silent\npartner pg-3 standby 0/5000100 pg-1 2 running\n"),
+            "wait pg-1 unreachable for 8s, but no partner confirms it (this node may be the one cut off)",
+        ),
+        (
+            "nobody answers: this node is cut off, or alone",
+            seen("0/5000100", "pg-1", 30, "partner pg-1 silent\npartner pg-3 silent\n"),
+            "wait pg-1 unreachable for 30s, but no partner confirms it (this node may be the one cut off)",
+        ),
+        (
+            "a partner still starting is no quorum and no candidate",
+            seen("0/5000100", "pg-1", 30, "partner pg-1 silent\npartner pg-3 standby 0/9000000 pg-1 30 other\n"),
+            "wait pg-1 unreachable for 30s, but no partner confirms it (this node may be the one cut off)",
+        ),
+        (
+            "a partner that follows another upstream does not confirm this one lost",
+            seen("0/5000100", "pg-1", 30, "partner pg-1 silent\npartner pg-3 standby 0/5000100 pg-9 30 running\n"),
+            "wait pg-1 unreachable for 30s, but no partner confirms it (this node may be the one cut off)",
+        ),
+        (
+            "a partner being promoted: wait for it, whatever the positions",
+            seen("0/9000000", "pg-1", 8, "partner pg-1 silent\npartner pg-3 standby 0/5000100 pg-1 8 promoting\n"),
+            "wait pg-3 is being promoted",
+        ),
+        (
+            "no primary known yet (just started, nothing followed)",
+            seen("0/5000100", "none", 0, "partner pg-1 silent\npartner pg-3 silent\n"),
+            "wait no primary known yet",
+        ),
+    ];
+    for (story, input, want) in rows {
+        assert_eq!(&answer(input), want, "{story}");
+    }
+}
+
+#[test]
+fn a_standby_follows_the_primary_on_the_newest_timeline() {
+    let rows: &[(&str, String, &str)] = &[
+        (
+            "pg-3 was promoted: follow it",
+            seen(
+                "0/5000100",
+                "pg-1",
+                9,
+                "partner pg-1 silent\npartner pg-3 primary 2\n",
+            ),
+            "follow pg-3 pg-3 is the primary (timeline 2), this node followed pg-1",
+        ),
+        (
+            "the old primary thawed, still a primary on timeline 1: the newer one wins",
+            seen(
+                "0/5000100",
+                "pg-1",
+                0,
+                "partner pg-1 primary 1\npartner pg-3 primary 2\n",
+            ),
+            "follow pg-3 pg-3 is the primary (timeline 2), this node followed pg-1",
+        ),
+        (
+            "already following the newest",
+            seen(
+                "0/5000100",
+                "pg-3",
+                0,
+                "partner pg-1 primary 1\npartner pg-3 primary 2\n",
+            ),
+            "ok",
+        ),
+        (
+            "detached by a promoter that has finished: follow it",
+            seen(
+                "0/5000100",
+                "pg-1",
+                12,
+                "partner pg-1 silent\npartner pg-3 primary 2\n",
+            ),
+            "follow pg-3 pg-3 is the primary (timeline 2), this node followed pg-1",
+        ),
+        (
+            "two primaries on one timeline: no basis to choose",
+            seen(
+                "0/5000100",
+                "pg-1",
+                0,
+                "partner pg-1 primary 2\npartner pg-3 primary 2\n",
+            ),
+            "wait pg-1 and pg-3 all run as primary on timeline 2: no rule can tell which to follow",
+        ),
+        (
+            "a primary appears while nothing was followed",
+            seen(
+                "0/5000100",
+                "none",
+                0,
+                "partner pg-1 primary 1\npartner pg-3 silent\n",
+            ),
+            "follow pg-1 pg-1 is the primary (timeline 1), this node followed none",
+        ),
+    ];
+    for (story, input, want) in rows {
+        assert_eq!(&answer(input), want, "{story}");
+    }
+}
+
+#[test]
+fn wrong_and_hostile_input_is_refused() {
+    // story, input, a word of the error
+    let rows: &[(&str, String, &str)] = &[
+        ("empty", String::new(), "missing: me, upstream, detect"),
+        (
+            "no detect",
+            "me pg-2 0/1\nupstream pg-1 unseen 0\n".into(),
+            "missing: detect",
+        ),
+        (
+            "detect 0",
+            "me pg-2 0/1\nupstream pg-1 unseen 0\ndetect 0\n".into(),
+            "at least 1",
+        ),
+        (
+            "me twice",
+            seen("0/1", "pg-1", 0, "me pg-2 0/1\n"),
+            "given twice",
+        ),
+        (
+            "a partner twice",
+            seen(
+                "0/1",
+                "pg-1",
+                0,
+                "partner pg-3 silent\npartner pg-3 silent\n",
+            ),
+            "given twice",
+        ),
+        (
+            "this node as a partner",
+            seen("0/1", "pg-1", 0, "partner pg-2 silent\n"),
+            "not a partner",
+        ),
+        ("a bad LSN", seen("0/zz", "pg-1", 0, ""), "line 1"),
+        (
+            "a negative unseen",
+            seen(
+                "0/1",
+                "pg-1",
+                0,
+                "partner pg-3 standby 0/1 pg-1 -3 running\n",
+            ),
+            "must be a number",
+        ),
+        (
+            "an unknown watcher",
+            seen(
+                "0/1",
+                "pg-1",
+                0,
+                "partner pg-3 standby 0/1 pg-1 3 dancing\n",
+            ),
+            "running, promoting or other",
+        ),
+        (
+            "a name with a quote",
+            seen("0/1", "pg-1", 0, "partner pg'3 silent\n"),
+            "a node name",
+        ),
+        (
+            "a huge timeline",
+            seen("0/1", "pg-1", 0, "partner pg-3 primary 99999999999\n"),
+            "too large",
+        ),
+        (
+            "an unknown key",
+            seen("0/1", "pg-1", 0, "leader pg-3\n"),
+            "unknown key",
+        ),
+        (
+            "a control character",
+            seen("0/1", "pg-1", 0, "partner pg-3\u{7} silent\n"),
+            "control character",
+        ),
+        (
+            "huge input",
+            "partner pg-3 silent\n".repeat(2000),
+            "more than 16384",
+        ),
+        (
+            "a partner line cut short",
+            seen("0/1", "pg-1", 0, "partner pg-3 standby 0/1\n"),
+            "expected partner",
+        ),
+    ];
+    for (story, input, want) in rows {
+        let err = format!("{:#}", parse(input).expect_err(story));
+        assert!(err.contains(want), "{story}: {err}");
+    }
+}
