@@ -2,7 +2,8 @@
 # pgha entrypoint: one PostgreSQL 15 node (pg-1/pg-2/pg-3) managed by repmgr 5.3.
 #
 # Supervises three things: postgres (started with pg_ctl so that repmgr can
-# stop/start/rewind it), repmgrd, and a tiny HTTP role endpoint on :8008
+# stop/start/rewind it), repmgrd (monitoring only), the failover watcher and a
+# tiny HTTP role endpoint on :8008
 # (socat + pgha-http.sh).  If postgres dies and no repmgr operation is busy
 # restarting it, the container exits so Docker/Swarm restarts it.
 #
@@ -16,8 +17,9 @@
 #   * while running (supervise), `pgha fence`: a primary superseded by one
 #     on a newer timeline stops; `pgha stray`: a standby that does not
 #     stream from the primary for STRAY_LIMIT seconds restarts;
-#   * repmgrd's promote command, `pgha before-promote`; before a rewind,
-#     `pgha before-rewind`.
+#   * on a standby, every second (watch_failover), `pgha failover`: promote
+#     this node, follow a new primary, or wait; before promoting, `pgha
+#     before-promote`; before a rewind, `pgha before-rewind`.
 set -euo pipefail
 
 # ---------------------------------------------------------------- settings --
@@ -40,7 +42,8 @@ REPMGR_LOCATION=${REPMGR_LOCATION:-swarm}
 WRITE_TIMELINE="('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int"
 
 # seconds a former primary that finds no other primary waits before starting
-# as primary (repmgrd promotes a standby about 5 s after the primary dies)
+# as primary (the watchers promote a standby about FAILOVER_DETECT s after
+# the primary stops answering)
 FAILOVER_WINDOW=${FAILOVER_WINDOW:-20}
 # seconds a standby may go without streaming from the primary
 STRAY_LIMIT=${STRAY_LIMIT:-30}
@@ -159,9 +162,9 @@ max_slot_wal_keep_size = 2GB       # a dead standby's slot must not fill the dis
 wal_keep_size = 256MB
 hot_standby = on
 hot_standby_feedback = on
-# Longer than repmgrd's failure detection: a standby whose walreceiver timed
+# Longer than the failure detection (FAILOVER_DETECT): a standby whose walreceiver timed
 # out and restarted reports a receive position rewound to its segment start,
-# and repmgr's election would then promote a standby that has less.
+# and an election would then promote a standby that has less.
 wal_receiver_timeout = 60s
 wal_sender_timeout = 60s
 # a commit is acknowledged only once it is also flushed on one standby.
@@ -183,12 +186,10 @@ host    replication  $REPMGR_USERNAME  all  scram-sha-256
 host    all          all         all       scram-sha-256
 EOF
 
-    # How fast repmgrd replaces a primary: a ping every 2 s, then 3 more
-    # 2 s apart (a dead primary: about 5 s; a hung one: about 16 s). Faster
-    # detection was tried (1 s, 2 retries 1 s apart) and broke failover:
-    # repmgrd then asked its sibling standby while the sibling had seen the
-    # primary a second ago, counted it as still visible, cancelled the
-    # election (primary_visibility_consensus) and never held another.
+    # repmgrd only monitors (failover=manual): the failover watcher decides
+    # (watch_failover). Its own election replaced a hung primary after 16 s,
+    # sometimes never, and faster detection made it cancel itself (a sibling
+    # that had pinged a second ago counted as seeing the primary).
     cat >"$REPMGR_CONF" <<EOF
 node_id=$NODE_ID
 node_name='$NODE_NAME'
@@ -201,7 +202,7 @@ location='$REPMGR_LOCATION'
 priority=$REPMGR_PRIORITY
 log_level='INFO'
 log_facility='STDERR'
-failover='automatic'
+failover='manual'
 promote_command='/usr/local/bin/entrypoint.sh promote'
 follow_command='$PGBIN/repmgr standby follow -f $REPMGR_CONF --log-to-file --upstream-node-id=%n'
 monitor_interval_secs=2
@@ -234,9 +235,9 @@ peer_sql() { # <host> <sql>
     return 1
 }
 
-peer_http() { # <host> <path>: body of http://host:8008/path (empty on error)
+peer_http() { # <host> <path> [seconds]: body of http://host:8008/path (empty on error)
     # shellcheck disable=SC2016
-    timeout 4 bash -c 'exec 3<>"/dev/tcp/$1/$2" || exit 1
+    timeout "${3:-4}" bash -c 'exec 3<>"/dev/tcp/$1/$2" || exit 1
         printf "GET %s HTTP/1.0\r\n\r\n" "$3" >&3
         sed "1,/^\r\{0,1\}$/d" <&3' _ "$1" "$HTTP_PORT" "$2" 2>/dev/null || true
 }
@@ -387,12 +388,12 @@ check_past_fork() { # <primary host>
 }
 
 # ------------------------------------------------------------- promotion --
-# repmgrd's promote_command. A standby still streaming from the old primary
+# The promote step of the failover watcher. A standby still streaming from the old primary
 # confirms its commits the moment it thaws or its network heals, and with
 # ANY 1 synchronous replication that one confirmation acknowledges a commit
 # the new timeline lacks. So before promoting, this node stops every standby
-# partner's WAL receiver (primary_conninfo = '', which their repmgrd's
-# "standby follow" replaces with the new primary), then lets the rule (pgha
+# partner's WAL receiver (primary_conninfo = '', which their watcher
+# replaces with the new primary: follow_now), then lets the rule (pgha
 # before-promote) decide from what it sees; a refusal gives each partner its
 # primary_conninfo back.
 declare -A DETACHED=() # partner -> the primary_conninfo it had
@@ -436,7 +437,7 @@ promote_after_check() {
     trap - TERM INT # the node's stop handler belongs to the supervising process
     failed=$(psql -X -qAt -h /var/run/postgresql -U postgres -d "$REPMGR_DATABASE" \
         -c "SELECT node_name FROM repmgr.nodes WHERE type = 'primary' AND active AND node_id <> $NODE_ID" 2>/dev/null | head -n1 || true)
-    log "promote: repmgrd elected this node; the failed primary is ${failed:-unknown}"
+    log "promote: the failover rule chose this node; the failed primary is ${failed:-unknown}"
     for p in "${PEERS[@]}"; do [[ $p == "$failed" ]] || detach_partner "$p"; done
     for _ in $(seq 1 12); do
         # (A failed local query leaves "me" empty: the rule refuses, and the
@@ -689,6 +690,7 @@ start_repmgrd() {
 }
 
 stop_children() {
+    if [[ -n $WATCH_PID ]]; then kill "$WATCH_PID" 2>/dev/null || true; fi
     if [[ -n $REPMGRD_PID ]]; then kill "$REPMGRD_PID" 2>/dev/null || true; fi
     if [[ -n $HTTP_PID ]]; then kill "$HTTP_PID" 2>/dev/null || true; fi
 }
@@ -696,6 +698,7 @@ stop_children() {
 on_term() {
     log "received stop signal: stopping repmgrd, postgres, http endpoint"
     set_state stopping
+    if [[ -n $WATCH_PID ]]; then kill "$WATCH_PID" 2>/dev/null || true; fi
     if [[ -n $REPMGRD_PID ]]; then kill "$REPMGRD_PID" 2>/dev/null || true; fi
     if [[ -s $PGDATA/PG_VERSION ]]; then stop_pg; fi
     stop_children
@@ -772,6 +775,134 @@ restart_if_stray() {
     esac
 }
 
+# ------------------------------------------------------------- failover --
+# Who replaces a primary that stopped answering is decided here, not by
+# repmgrd (failover=manual: it only monitors). Every second this watcher, on
+# a standby, probes the primary it follows (pg_isready on the primary's own
+# service name) and publishes what it sees in WATCH_FILE, which /state serves
+# to the partners; when it has not reached the primary for a while, or does
+# not stream, it asks the partners' /state and `pgha failover`
+# (pgha/src/failover.rs) what to do: nothing, wait, follow the primary on
+# the newest timeline, or promote this node (promote_after_check, which
+# first stops the partners' WAL receivers).
+WATCH_FILE=$RUN_DIR/watch
+FAILOVER_DETECT=${FAILOVER_DETECT:-6}
+WATCH_PID=""
+
+publish_watch() { # <upstream|none> <unseen> <running|promoting>
+    printf 'watch_upstream=%s\nwatch_unseen=%s\nwatch_state=%s\nwatch_at=%s\n' \
+        "$1" "$2" "$3" "$(date +%s)" >"$WATCH_FILE.tmp" && mv -f "$WATCH_FILE.tmp" "$WATCH_FILE"
+}
+
+# One `partner` line for `pgha failover` (see pgha::failover). What a
+# partner's /state says is checked here too: one partner's garbage makes it
+# silent, it does not stop the decision.
+failover_partner_seen() { # <host>
+    local p=$1 st tli recv up unseen w at now
+    st=$(peer_http "$p" /state 2)
+    case $(kv in_recovery "$st") in
+    f)
+        tli=$(kv write_tli "$st")
+        if [[ $tli =~ ^[0-9]{1,9}$ ]]; then echo "partner $p primary $tli"; else echo "partner $p silent"; fi
+        ;;
+    t)
+        recv=$(kv received "$st") up=$(kv watch_upstream "$st") unseen=$(kv watch_unseen "$st")
+        w=$(kv watch_state "$st") at=$(kv watch_at "$st") now=$(kv now "$st")
+        if ! [[ $recv =~ ^[0-9A-F]{1,8}/[0-9A-F]{1,8}$ && $up =~ ^[a-z0-9._-]{1,63}$ && $unseen =~ ^[0-9]{1,9}$ &&
+            $at =~ ^[0-9]{1,12}$ && $now =~ ^[0-9]{1,12}$ ]]; then
+            echo "partner $p silent"
+            return 0
+        fi
+        # A watcher that has not published for 3 s, or a node not running
+        # (starting, rejoining, stopping), can neither vouch nor be promoted.
+        if ((now - at > 3)) || [[ $(kv entrypoint_state "$st") != running || ! $w =~ ^(running|promoting)$ ]]; then w=other; fi
+        echo "partner $p standby $recv $up $unseen $w"
+        ;;
+    *) echo "partner $p silent" ;;
+    esac
+}
+
+local_sql() { timeout 5 psql -X -qAt -h /var/run/postgresql -U postgres -d postgres -c "$1" 2>/dev/null; }
+
+# Points this running standby at <primary> without a restart (primary_conninfo
+# is reloadable; recovery follows the new timeline), its replication slot
+# made there first; registers it in repmgr's metadata. When it does not
+# stream within 10 s (its timeline forked off), repmgr standby follow, and
+# failing that the stray rule restarts it to rejoin.
+follow_now() { # <primary>
+    local p=$1 slot="repmgr_slot_$NODE_ID" i r=""
+    peer_sql "$p" "SELECT pg_create_physical_replication_slot('$slot') WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = '$slot')" >/dev/null ||
+        log "follow: could not make sure slot $slot exists on $p"
+    timeout 6 psql -X -qAt -h /var/run/postgresql -U postgres -d postgres >/dev/null \
+        -v ci="host=$p port=$PG_PORT user=$REPMGR_USERNAME application_name=$NODE_NAME connect_timeout=2" -v slot="$slot" <<'SQL' || true
+ALTER SYSTEM SET primary_conninfo = :'ci';
+ALTER SYSTEM SET primary_slot_name = :'slot';
+SELECT pg_reload_conf();
+SQL
+    for i in $(seq 1 20); do
+        r=$(local_sql "SELECT status || ' ' || sender_host FROM pg_stat_wal_receiver" || true)
+        [[ $r == "streaming $p" ]] && break
+        nap 0.5
+    done
+    if [[ $r == "streaming $p" ]]; then
+        log "follow: streaming from $p after $((i / 2)) s"
+    else
+        log "follow: not streaming from $p after 10 s (wal receiver: '${r:-none}'): repmgr standby follow"
+        repmgr -f "$REPMGR_CONF" standby follow --upstream-node-id="$(node_id_of "$p")" --log-level=INFO ||
+            { log "follow: repmgr standby follow failed; the stray check will restart this node to rejoin $p"; return 0; }
+    fi
+    repmgr -f "$REPMGR_CONF" standby register --force --upstream-node-id="$(node_id_of "$p")" >/dev/null 2>&1 ||
+        log "follow: standby register failed (metadata only)"
+}
+
+watch_failover() {
+    local upstream=none last_seen now unseen r ci recv streaming seen verdict action name last="" tick=0 p
+    local host_re="(^|[[:space:]])host='?([a-z0-9._-]+)" # repmgr quotes it, follow_now does not
+    trap - TERM INT
+    last_seen=$(date +%s)
+    while true; do
+        nap 1
+        tick=$((tick + 1))
+        now=$(date +%s)
+        r=$(local_sql "SELECT pg_is_in_recovery(), GREATEST(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming'), current_setting('primary_conninfo')" || true)
+        if [[ $r != t\|* ]]; then # a primary, or postgres down: nothing to watch
+            publish_watch none 0 running
+            last_seen=$now
+            continue
+        fi
+        IFS='|' read -r _ recv streaming ci <<<"$r"
+        if [[ $ci =~ $host_re && ${BASH_REMATCH[2]} != "$upstream" ]]; then
+            upstream=${BASH_REMATCH[2]} last_seen=$now
+        fi
+        if [[ $upstream != none ]] && timeout 2 pg_isready -q -h "$upstream" -p "$PG_PORT" -t 2 2>/dev/null; then
+            last_seen=$(date +%s)
+        fi
+        unseen=$((now > last_seen ? now - last_seen : 0))
+        publish_watch "$upstream" "$unseen" running
+        # Healthy (streaming from a primary it reaches): ask the partners
+        # only every 10 s, for a newer primary elsewhere.
+        if [[ $streaming == t ]] && ((unseen < FAILOVER_DETECT && tick % 10)); then continue; fi
+        seen="me $NODE_NAME ${recv:-0/0}"$'\n'"upstream $upstream unseen $unseen"$'\n'"detect $FAILOVER_DETECT"
+        for p in "${PEERS[@]}"; do seen+=$'\n'$(failover_partner_seen "$p"); done
+        verdict=$(pgha failover <<<"$seen" 2>&1) || verdict="wait pgha failover failed: ${verdict//$'\n'/ }"
+        read -r action name _ <<<"$verdict"
+        if [[ $verdict != "$last" && $action != ok ]]; then log "failover: $verdict (saw: $(tr '\n' ';' <<<"$seen"))"; fi
+        last=$verdict
+        case $action in
+        follow) follow_now "$name" ;;
+        promote)
+            publish_watch "$upstream" "$unseen" promoting
+            (promote_after_check) || log "failover: the promote step did not promote this node"
+            ;;
+        esac
+    done
+}
+
+start_watch() {
+    watch_failover &
+    WATCH_PID=$!
+}
+
 supervise() {
     local down_since=0 now tick=0
     while true; do
@@ -798,6 +929,10 @@ supervise() {
         if ! kill -0 "$REPMGRD_PID" 2>/dev/null; then
             log "repmgrd exited; restarting it"
             start_repmgrd
+        fi
+        if ! kill -0 "$WATCH_PID" 2>/dev/null; then
+            log "failover watcher exited; restarting it"
+            start_watch
         fi
         if ! kill -0 "$HTTP_PID" 2>/dev/null; then
             log "http endpoint exited; restarting it"
@@ -830,6 +965,7 @@ main() {
     wait_local_record
     set_state running
     start_repmgrd
+    start_watch
     supervise
 }
 

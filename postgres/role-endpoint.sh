@@ -3,7 +3,8 @@
 #   GET /primary  200 if this node is a primary (not in recovery) accepting connections, else 503
 #   GET /replica  200 if in recovery AND the WAL receiver is streaming, else 503
 #   GET /health   200 if postgres accepts connections (pg_isready)
-#   GET /state    200, key=value lines used by the partners at start-up (works
+#   GET /state    200, key=value lines used by the partners at start-up and by
+#                 their failover watchers (works
 #                 while postgres is down: data-dir facts come from pg_controldata)
 #   GET /metrics  200, Prometheus text: alarms (a standby held commits past a
 #                 fork point: see check_past_fork in entrypoint.sh) and copies
@@ -74,7 +75,17 @@ case $path in
     else
         body+="initialized=0"$'\n'
     fi
-    body+="in_recovery=$(q "SELECT pg_is_in_recovery()")"$'\n'
+    # One query: in recovery, the WAL received; otherwise the timeline it
+    # writes on (from its current WAL file). The failover watcher's own
+    # lines (pgha/src/failover.rs) follow, and the time, to judge their age.
+    IFS='|' read -r rec pos <<<"$(q "SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN GREATEST(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::text ELSE (('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int)::text END")"
+    body+="in_recovery=$rec"$'\n'
+    case $rec in
+    t) body+="received=$pos"$'\n' ;;
+    f) body+="write_tli=$pos"$'\n' ;;
+    esac
+    body+=$(grep -E '^watch_[a-z]+=[A-Za-z0-9._-]*$' /run/pgha/watch 2>/dev/null || true)$'\n'
+    body+="now=$(date +%s)"$'\n'
     body+="alarms=$(alarms)"$'\n'
     body+="kept_aside=$(kept_aside)"$'\n'
     respond 200 OK "$body"

@@ -44,3 +44,18 @@ pool_nodes() {
   docker exec -u postgres "$id" timeout 3 psql -X -h db -U "${REPMGR_USERNAME:-repmgr}" -d postgres -c 'SHOW pool_nodes' 2>/dev/null \
     | awk -F'|' 'NR > 2 && NF > 8 { gsub(/ /, ""); print $2, $4, $7 }'
 }
+
+# Succeeds when every node runs repmgrd (monitoring, and the metadata) and a
+# failover watcher that published within the last 3 s: a standby starts
+# both only once its own registration has replicated and it runs; until
+# then nothing could promote it.
+watchers_everywhere() {
+  local n id
+  for n in pg-1 pg-2 pg-3; do
+    id=$(container_of "postgres_$n")
+    [ -n "$id" ] || return 1
+    # shellcheck disable=SC2016 # expanded inside the container
+    timeout 5 docker exec "$id" sh -c 'pgrep -x repmgrd >/dev/null &&
+      at=$(sed -n "s/^watch_at=//p" /run/pgha/watch) && [ $(( $(date +%s) - ${at:-0} )) -le 3 ]' 2>/dev/null || return 1
+  done
+}

@@ -46,18 +46,15 @@ tier_primary() {
   node_roles | awk -F'[=/]' '$2 == "primary" && $3 + 0 > best { best = $3 + 0; name = $1 } END { if (name) print name }'
 }
 
-# Whole: one primary streaming to both standbys, repmgrd on every node,
-# repmgr's metadata naming that primary, and Pgpool-II with all three nodes
-# up and that primary as its own.
+# Whole: one primary streaming to both standbys, repmgrd and the failover
+# watcher on every node, repmgr's metadata naming that primary, and
+# Pgpool-II with all three nodes up and that primary as its own.
 tier_whole_once() {
-  local p n id
+  local p
   p=$(tier_primary)
   [ -n "$p" ] || return 1
   [ "$(node_psql "${p#pg-}" -c "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'" 2>/dev/null)" = 2 ] || return 1
-  for n in 1 2 3; do
-    id=$(container_of "postgres_pg-$n")
-    [ -n "$id" ] && docker exec "$id" pgrep -x repmgrd >/dev/null 2>&1 || return 1
-  done
+  watchers_everywhere || return 1
   [ "$(node_psql "${p#pg-}" -d repmgr -c "SELECT string_agg(node_name, ',') FROM repmgr.nodes WHERE type = 'primary' AND active" 2>/dev/null)" = "$p" ] || return 1
   [ "$(pool_nodes | awk -v p="$p" '$2 == "up" { up++ } $3 == "primary" && $2 == "up" { prim = $1 } END { print up + 0, prim }')" = "3 $p" ]
 }
