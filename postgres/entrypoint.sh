@@ -250,13 +250,21 @@ controldata() { # <field name>
     pg_controldata -D "$PGDATA" 2>/dev/null | sed -n "s/^$1:[[:space:]]*//p"
 }
 
+# The newest timeline this node knows of: its control file's, or a newer
+# history file in pg_wal (a promotion writes one at once, before its
+# checkpoint reaches the control file; a standby fetches one before it
+# streams the new timeline).
 local_tli() {
-    local a b
+    local a b h
     a=$(controldata "Latest checkpoint's TimeLineID")
     b=$(controldata "Min recovery ending loc's timeline")
+    h=$(find "$PGDATA/pg_wal" -maxdepth 1 -name '[0-9A-F]*.history' -printf '%f\n' 2>/dev/null | sort | tail -n1)
+    h=${h%.history}
     a=${a:-0}
     b=${b:-0}
-    if ((b > a)); then echo "$b"; else echo "$a"; fi
+    if ((b > a)); then a=$b; fi
+    if [[ $h =~ ^[0-9A-F]{8}$ ]] && ((16#$h > a)); then a=$((16#$h)); fi
+    echo "$a"
 }
 
 pg_running() { pg_ctl -D "$PGDATA" status >/dev/null 2>&1; }
@@ -713,18 +721,18 @@ trap on_term TERM INT
 # this node stops and exits, and its next start rejoins the new primary as
 # a standby (pg_rewind).
 fence_if_superseded() {
-    local mine p r seen verdict
+    local mine p r t st seen verdict
     [[ $(timeout 5 psql -X -qAt -h /var/run/postgresql -d postgres -c 'SELECT NOT pg_is_in_recovery()' 2>/dev/null) == t ]] || return 0
     mine=$(timeout 5 psql -X -qAt -h /var/run/postgresql -d postgres -c "SELECT $WRITE_TIMELINE WHERE NOT pg_is_in_recovery()" 2>/dev/null) || return 0
     [[ $mine =~ ^[0-9]+$ ]] || return 0 # not a primary any more
     seen="me $mine"
     for p in "${PEERS[@]}"; do
-        if ! r=$(peer_sql "$p" "SELECT $WRITE_TIMELINE WHERE NOT pg_is_in_recovery()"); then
-            seen+=$'\n'"partner $p silent"
-        elif [[ -z $r ]]; then
-            seen+=$'\n'"partner $p standby"
-        elif [[ $r =~ ^[0-9]+$ ]]; then
+        st=$(peer_http "$p" /state 3)
+        r=$(kv write_tli "$st") t=$(kv tli "$st")
+        if [[ $(kv in_recovery "$st") == f && $r =~ ^[0-9]{1,9}$ ]]; then
             seen+=$'\n'"partner $p primary $r"
+        elif [[ $t =~ ^[0-9]{1,9}$ ]]; then
+            seen+=$'\n'"partner $p knows $t" # a standby, or its postgres down
         else
             seen+=$'\n'"partner $p silent"
         fi
@@ -806,9 +814,9 @@ failover_partner_seen() { # <host>
         if [[ $tli =~ ^[0-9]{1,9}$ ]]; then echo "partner $p primary $tli"; else echo "partner $p silent"; fi
         ;;
     t)
-        recv=$(kv received "$st") up=$(kv watch_upstream "$st") unseen=$(kv watch_unseen "$st")
+        tli=$(kv tli "$st") recv=$(kv received "$st") up=$(kv watch_upstream "$st") unseen=$(kv watch_unseen "$st")
         w=$(kv watch_state "$st") at=$(kv watch_at "$st") now=$(kv now "$st")
-        if ! [[ $recv =~ ^[0-9A-F]{1,8}/[0-9A-F]{1,8}$ && $up =~ ^[a-z0-9._-]{1,63}$ && $unseen =~ ^[0-9]{1,9}$ &&
+        if ! [[ $tli =~ ^[0-9]{1,9}$ && $recv =~ ^[0-9A-F]{1,8}/[0-9A-F]{1,8}$ && $up =~ ^[a-z0-9._-]{1,63}$ && $unseen =~ ^[0-9]{1,9}$ &&
             $at =~ ^[0-9]{1,12}$ && $now =~ ^[0-9]{1,12}$ ]]; then
             echo "partner $p silent"
             return 0
@@ -816,7 +824,7 @@ failover_partner_seen() { # <host>
         # A watcher that has not published for 3 s, or a node not running
         # (starting, rejoining, stopping), can neither vouch nor be promoted.
         if ((now - at > 3)) || [[ $(kv entrypoint_state "$st") != running || ! $w =~ ^(running|promoting)$ ]]; then w=other; fi
-        echo "partner $p standby $recv $up $unseen $w"
+        echo "partner $p standby $tli $recv $up $unseen $w"
         ;;
     *) echo "partner $p silent" ;;
     esac
@@ -882,7 +890,7 @@ watch_failover() {
         # Healthy (streaming from a primary it reaches): ask the partners
         # only every 10 s, for a newer primary elsewhere.
         if [[ $streaming == t ]] && ((unseen < FAILOVER_DETECT && tick % 10)); then continue; fi
-        seen="me $NODE_NAME ${recv:-0/0}"$'\n'"upstream $upstream unseen $unseen"$'\n'"detect $FAILOVER_DETECT"
+        seen="me $NODE_NAME $(local_tli) ${recv:-0/0}"$'\n'"upstream $upstream unseen $unseen"$'\n'"detect $FAILOVER_DETECT"
         for p in "${PEERS[@]}"; do seen+=$'\n'$(failover_partner_seen "$p"); done
         verdict=$(pgha failover <<<"$seen" 2>&1) || verdict="wait pgha failover failed: ${verdict//$'\n'/ }"
         read -r action name _ <<<"$verdict"

@@ -67,6 +67,10 @@ case $path in
         b=$(controldata "Min recovery ending loc's timeline")
         a=${a:-0} b=${b:-0}
         ((b > a)) && a=$b
+        # a newer history file in pg_wal counts (see local_tli in entrypoint.sh)
+        h=$(find "$PGDATA/pg_wal" -maxdepth 1 -name '[0-9A-F]*.history' -printf '%f\n' 2>/dev/null | sort | tail -n1)
+        h=${h%.history}
+        if [[ $h =~ ^[0-9A-F]{8}$ ]] && ((16#$h > a)); then a=$((16#$h)); fi
         body+="initialized=1"$'\n'
         body+="sysid=$(controldata "Database system identifier")"$'\n'
         body+="tli=$a"$'\n'

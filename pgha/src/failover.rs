@@ -9,23 +9,25 @@
 //! `pgha failover`, on a node whose postgres runs as a standby:
 //!
 //! ```text
-//! me pg-2 0/5000100
+//! me pg-2 1 0/5000100
 //! upstream pg-1 unseen 7
 //! detect 6
 //! partner pg-1 silent
-//! partner pg-3 standby 0/50000D8 pg-1 unseen 6 running
+//! partner pg-3 standby 1 0/50000D8 pg-1 6 running
 //! ```
 //!
 //! ```text
-//! me NAME LSN                     this node and the WAL it received
+//! me NAME TLI LSN                 this node, the newest timeline it knows
+//!                                 of, and the WAL it received
 //! upstream NAME|none unseen S     the primary it follows (the last one its
 //!                                 primary_conninfo named) and the seconds
 //!                                 since it last reached it (0: just now)
 //! detect S                        seconds unseen before a failover
 //! partner NAME silent             did not answer
 //! partner NAME primary TLI        runs as a primary, writing on TLI
-//! partner NAME standby LSN UPSTREAM UNSEEN STATE
-//!                                 a standby: its WAL, the primary it follows
+//! partner NAME standby TLI LSN UPSTREAM UNSEEN STATE
+//!                                 a standby: the newest timeline it knows
+//!                                 of, its WAL, the primary it follows
 //!                                 (none), how long it has not reached it,
 //!                                 and its watcher: running (watching),
 //!                                 promoting, or other (starting, stopping)
@@ -37,14 +39,17 @@
 //! 1. The partner that is a primary on the newest timeline is the one to
 //!    follow; a tie on that timeline is no basis to choose (the fence rule
 //!    stops the older of two primaries; two on one timeline is an alarm).
+//!    A primary on a timeline older than one this node knows of was
+//!    superseded (its successor may be down): never followed, it counts
+//!    as no primary.
 //! 2. A reachable upstream, or one unseen for less than `detect`: ok. A
 //!    stall shorter than `detect` never promotes.
 //! 3. A partner promoting: wait for it.
 //! 4. A quorum: this node and at least one partner, a running standby of the
 //!    same upstream that has not reached it for at least half of `detect`.
 //!    Alone, this node may be the one cut off: it waits.
-//! 5. Of those, the one that received the most WAL (ties: the first name)
-//!    is promoted. Every standby sees the same positions once the primary
+//! 5. Of those, the one on the newest timeline, then with the most WAL
+//!    (ties: the first name) is promoted. Every standby sees the same positions once the primary
 //!    stopped sending, so they agree on who.
 
 use std::fmt;
@@ -63,6 +68,7 @@ pub enum Seen {
         timeline: u32,
     },
     Standby {
+        timeline: u32,
         received: Lsn,
         upstream: Option<String>,
         unseen_s: u64,
@@ -83,6 +89,7 @@ pub enum Watcher {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observed {
     pub me: String,
+    pub timeline: u32,
     pub received: Lsn,
     pub upstream: Option<String>,
     pub unseen_s: u64,
@@ -116,12 +123,15 @@ fn wait(why: String) -> Failover {
 
 /// The failover rule (see the module header).
 pub fn decide(seen: &Observed) -> Failover {
-    // 1. A partner running as a primary: the newest timeline.
+    // 1. A partner running as a primary: the newest timeline, if not
+    // older than this node's.
     let primaries: Vec<(&str, u32)> = seen
         .partners
         .iter()
         .filter_map(|(name, s)| match s {
-            Seen::Primary { timeline } => Some((name.as_str(), *timeline)),
+            Seen::Primary { timeline } if *timeline >= seen.timeline => {
+                Some((name.as_str(), *timeline))
+            }
             _ => None,
         })
         .collect();
@@ -152,6 +162,14 @@ pub fn decide(seen: &Observed) -> Failover {
     let Some(upstream) = seen.upstream.as_deref() else {
         return wait("no primary known yet".to_owned());
     };
+    if let Some((_, Seen::Primary { timeline })) =
+        seen.partners.iter().find(|(name, _)| name == upstream)
+    {
+        return wait(format!(
+            "{upstream} runs as primary on timeline {timeline}, older than timeline {} this node knows of: it was superseded, and is not followed",
+            seen.timeline
+        ));
+    }
     if seen.unseen_s < seen.detect_s {
         return Failover::Ok;
     }
@@ -168,17 +186,18 @@ pub fn decide(seen: &Observed) -> Failover {
         return wait(format!("{name} is being promoted"));
     }
     // 4. A quorum: the partners that also lost the upstream.
-    let agree: Vec<(&str, Lsn)> = seen
+    let agree: Vec<(&str, u32, Lsn)> = seen
         .partners
         .iter()
         .filter_map(|(name, s)| match s {
             Seen::Standby {
+                timeline,
                 received,
                 upstream: Some(theirs),
                 unseen_s,
                 watcher: Watcher::Running,
             } if theirs == upstream && 2 * unseen_s >= seen.detect_s => {
-                Some((name.as_str(), *received))
+                Some((name.as_str(), *timeline, *received))
             }
             _ => None,
         })
@@ -191,10 +210,11 @@ pub fn decide(seen: &Observed) -> Failover {
     }
     // 5. The most advanced of the quorum; ties go to the first name.
     let mut candidates = agree.clone();
-    candidates.push((seen.me.as_str(), seen.received));
-    candidates.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    let (chosen, at) = candidates[0];
-    let also: Vec<&str> = agree.iter().map(|&(n, _)| n).collect();
+    candidates.push((seen.me.as_str(), seen.timeline, seen.received));
+    candidates.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)).then(a.0.cmp(b.0)));
+    let (chosen, tli, lsn) = candidates[0];
+    let at = format!("timeline {tli}, {lsn}");
+    let also: Vec<&str> = agree.iter().map(|&(n, ..)| n).collect();
     if chosen == seen.me {
         Failover::Promote {
             why: format!(
@@ -212,11 +232,11 @@ pub fn decide(seen: &Observed) -> Failover {
 /// What `pgha failover` reads (see the module header).
 pub fn parse(input: &str) -> anyhow::Result<Observed> {
     const KEYS: &[(&str, &str)] = &[
-        ("me", "me NAME LSN"),
+        ("me", "me NAME TLI LSN"),
         ("upstream", "upstream NAME|none unseen SECONDS"),
         ("detect", "detect SECONDS"),
     ];
-    const PARTNER: &str = "partner NAME silent, partner NAME primary TLI, or partner NAME standby LSN UPSTREAM|none UNSEEN running|promoting|other";
+    const PARTNER: &str = "partner NAME silent, partner NAME primary TLI, or partner NAME standby TLI LSN UPSTREAM|none UNSEEN running|promoting|other";
     let mut given: Vec<&str> = Vec::new();
     let mut me = None;
     let mut upstream = None;
@@ -240,7 +260,8 @@ pub fn parse(input: &str) -> anyhow::Result<Observed> {
                 ["primary", tli] => Seen::Primary {
                     timeline: line.read(number(tli, "a timeline"))?,
                 },
-                ["standby", lsn, up, unseen, watcher] => Seen::Standby {
+                ["standby", tli, lsn, up, unseen, watcher] => Seen::Standby {
+                    timeline: line.read(number(tli, "a timeline"))?,
                     received: line.read(lsn.parse())?,
                     upstream: line.read(optional_name(up))?,
                     unseen_s: line.read(number(unseen, "unseen"))?,
@@ -261,9 +282,13 @@ pub fn parse(input: &str) -> anyhow::Result<Observed> {
         }
         let (key, shape) = line.keyed(KEYS, &mut given)?;
         match (key, line.words.as_slice()) {
-            ("me", [name, lsn]) => {
+            ("me", [name, tli, lsn]) => {
                 line.read(check_name(name))?;
-                me = Some((name.to_string(), line.read(lsn.parse::<Lsn>())?));
+                me = Some((
+                    name.to_string(),
+                    line.read(number(tli, "a timeline"))?,
+                    line.read(lsn.parse::<Lsn>())?,
+                ));
             }
             ("upstream", [name, "unseen", s]) => {
                 upstream = Some((
@@ -277,7 +302,7 @@ pub fn parse(input: &str) -> anyhow::Result<Observed> {
     }
     let keys: Vec<&str> = KEYS.iter().map(|&(key, _)| key).collect();
     lines::require(&given, &keys)?;
-    let (Some((me, received)), Some((upstream, unseen_s))) = (me, upstream) else {
+    let (Some((me, timeline, received)), Some((upstream, unseen_s))) = (me, upstream) else {
         unreachable!("require checked me and upstream");
     };
     if detect_s == 0 {
@@ -288,6 +313,7 @@ pub fn parse(input: &str) -> anyhow::Result<Observed> {
     }
     Ok(Observed {
         me,
+        timeline,
         received,
         upstream,
         unseen_s,

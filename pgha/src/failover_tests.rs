@@ -5,7 +5,7 @@ use super::*;
 
 /// pg-2's view: the header lines, then the partners.
 fn seen(lsn: &str, upstream: &str, unseen: u64, partners: &str) -> String {
-    format!("me pg-2 {lsn}\nupstream {upstream} unseen {unseen}\ndetect 6\n{partners}")
+    format!("me pg-2 1 {lsn}\nupstream {upstream} unseen {unseen}\ndetect 6\n{partners}")
 }
 
 fn answer(input: &str) -> String {
@@ -18,37 +18,37 @@ fn a_standby_promotes_only_with_a_partner_that_lost_the_primary_too() {
     let rows: &[(&str, String, &str)] = &[
         (
             "the primary answers",
-            seen("0/5000100", "pg-1", 0, "partner pg-1 primary 1\npartner pg-3 standby 0/5000100 pg-1 0 running\n"),
+            seen("0/5000100", "pg-1", 0, "partner pg-1 primary 1\npartner pg-3 standby 1 0/5000100 pg-1 0 running\n"),
             "ok",
         ),
         (
             "a stall shorter than detect never promotes",
-            seen("0/5000100", "pg-1", 5, "partner pg-1 silent\npartner pg-3 standby 0/5000100 pg-1 5 running\n"),
+            seen("0/5000100", "pg-1", 5, "partner pg-1 silent\npartner pg-3 standby 1 0/5000100 pg-1 5 running\n"),
             "ok",
         ),
         (
             "lost, and pg-3 lost it too; pg-2 received more",
-            seen("0/5000100", "pg-1", 6, "partner pg-1 silent\npartner pg-3 standby 0/50000D8 pg-1 4 running\n"),
-            "promote pg-1 unreachable for 6s, also for pg-3; this node received the most WAL (0/5000100)",
+            seen("0/5000100", "pg-1", 6, "partner pg-1 silent\npartner pg-3 standby 1 0/50000D8 pg-1 4 running\n"),
+            "promote pg-1 unreachable for 6s, also for pg-3; this node received the most WAL (timeline 1, 0/5000100)",
         ),
         (
             "...pg-3 received more: it is the one",
-            seen("0/5000100", "pg-1", 9, "partner pg-1 silent\npartner pg-3 standby 0/6000000 pg-1 8 running\n"),
-            "wait pg-1 unreachable for 9s; pg-3 received the most WAL (0/6000000) and is to be promoted",
+            seen("0/5000100", "pg-1", 9, "partner pg-1 silent\npartner pg-3 standby 1 0/6000000 pg-1 8 running\n"),
+            "wait pg-1 unreachable for 9s; pg-3 received the most WAL (timeline 1, 0/6000000) and is to be promoted",
         ),
         (
             "...a tie goes to the first name (pg-2 before pg-3)",
-            seen("0/5000100", "pg-1", 6, "partner pg-1 silent\npartner pg-3 standby 0/5000100 pg-1 6 running\n"),
-            "promote pg-1 unreachable for 6s, also for pg-3; this node received the most WAL (0/5000100)",
+            seen("0/5000100", "pg-1", 6, "partner pg-1 silent\npartner pg-3 standby 1 0/5000100 pg-1 6 running\n"),
+            "promote pg-1 unreachable for 6s, also for pg-3; this node received the most WAL (timeline 1, 0/5000100)",
         ),
         (
             "the other standby still reaches the primary: this node may be the one cut off",
-            seen("0/5000100", "pg-1", 20, "partner pg-1 silent\npartner pg-3 standby 0/5000100 pg-1 0 running\n"),
+            seen("0/5000100", "pg-1", 20, "partner pg-1 silent\npartner pg-3 standby 1 0/5000100 pg-1 0 running\n"),
             "wait pg-1 unreachable for 20s, but no partner confirms it (this node may be the one cut off)",
         ),
         (
             "...it lost the primary for under half of detect",
-            seen("0/5000100", "pg-1", 8, "partner pg-1 silent\npartner pg-3 standby 0/5000100 pg-1 2 running\n"),
+            seen("0/5000100", "pg-1", 8, "partner pg-1 silent\npartner pg-3 standby 1 0/5000100 pg-1 2 running\n"),
             "wait pg-1 unreachable for 8s, but no partner confirms it (this node may be the one cut off)",
         ),
         (
@@ -58,17 +58,22 @@ fn a_standby_promotes_only_with_a_partner_that_lost_the_primary_too() {
         ),
         (
             "a partner still starting is no quorum and no candidate",
-            seen("0/5000100", "pg-1", 30, "partner pg-1 silent\npartner pg-3 standby 0/9000000 pg-1 30 other\n"),
+            seen("0/5000100", "pg-1", 30, "partner pg-1 silent\npartner pg-3 standby 1 0/9000000 pg-1 30 other\n"),
             "wait pg-1 unreachable for 30s, but no partner confirms it (this node may be the one cut off)",
         ),
         (
             "a partner that follows another upstream does not confirm this one lost",
-            seen("0/5000100", "pg-1", 30, "partner pg-1 silent\npartner pg-3 standby 0/5000100 pg-9 30 running\n"),
+            seen("0/5000100", "pg-1", 30, "partner pg-1 silent\npartner pg-3 standby 1 0/5000100 pg-9 30 running\n"),
             "wait pg-1 unreachable for 30s, but no partner confirms it (this node may be the one cut off)",
         ),
         (
+            "a newer timeline beats more WAL: pg-3 already switched to it",
+            seen("0/9000000", "pg-1", 9, "partner pg-1 silent\npartner pg-3 standby 2 0/5000100 pg-1 8 running\n"),
+            "wait pg-1 unreachable for 9s; pg-3 received the most WAL (timeline 2, 0/5000100) and is to be promoted",
+        ),
+        (
             "a partner being promoted: wait for it, whatever the positions",
-            seen("0/9000000", "pg-1", 8, "partner pg-1 silent\npartner pg-3 standby 0/5000100 pg-1 8 promoting\n"),
+            seen("0/9000000", "pg-1", 8, "partner pg-1 silent\npartner pg-3 standby 1 0/5000100 pg-1 8 promoting\n"),
             "wait pg-3 is being promoted",
         ),
         (
@@ -126,6 +131,23 @@ fn a_standby_follows_the_primary_on_the_newest_timeline() {
             "follow pg-3 pg-3 is the primary (timeline 2), this node followed pg-1",
         ),
         (
+            // break-new-primary: pg-3 (timeline 2) was killed right after its
+            // promotion and pg-1 thawed, still a primary on timeline 1.
+            "a primary on a timeline older than this node's is never followed",
+            "me pg-2 2 0/6000000\nupstream pg-3 unseen 9\ndetect 6\npartner pg-1 primary 1\npartner pg-3 silent\n".into(),
+            "wait pg-3 unreachable for 9s, but no partner confirms it (this node may be the one cut off)",
+        ),
+        (
+            "...not even when it is the primary this node followed",
+            "me pg-2 2 0/6000000\nupstream pg-1 unseen 0\ndetect 6\npartner pg-1 primary 1\npartner pg-3 silent\n".into(),
+            "wait pg-1 runs as primary on timeline 1, older than timeline 2 this node knows of: it was superseded, and is not followed",
+        ),
+        (
+            "...one on this node's timeline is",
+            "me pg-2 2 0/6000000\nupstream pg-1 unseen 9\ndetect 6\npartner pg-1 primary 1\npartner pg-3 primary 2\n".into(),
+            "follow pg-3 pg-3 is the primary (timeline 2), this node followed pg-1",
+        ),
+        (
             "two primaries on one timeline: no basis to choose",
             seen(
                 "0/5000100",
@@ -158,17 +180,17 @@ fn wrong_and_hostile_input_is_refused() {
         ("empty", String::new(), "missing: me, upstream, detect"),
         (
             "no detect",
-            "me pg-2 0/1\nupstream pg-1 unseen 0\n".into(),
+            "me pg-2 1 0/1\nupstream pg-1 unseen 0\n".into(),
             "missing: detect",
         ),
         (
             "detect 0",
-            "me pg-2 0/1\nupstream pg-1 unseen 0\ndetect 0\n".into(),
+            "me pg-2 1 0/1\nupstream pg-1 unseen 0\ndetect 0\n".into(),
             "at least 1",
         ),
         (
             "me twice",
-            seen("0/1", "pg-1", 0, "me pg-2 0/1\n"),
+            seen("0/1", "pg-1", 0, "me pg-2 1 0/1\n"),
             "given twice",
         ),
         (
@@ -193,7 +215,7 @@ fn wrong_and_hostile_input_is_refused() {
                 "0/1",
                 "pg-1",
                 0,
-                "partner pg-3 standby 0/1 pg-1 -3 running\n",
+                "partner pg-3 standby 1 0/1 pg-1 -3 running\n",
             ),
             "must be a number",
         ),
@@ -203,7 +225,7 @@ fn wrong_and_hostile_input_is_refused() {
                 "0/1",
                 "pg-1",
                 0,
-                "partner pg-3 standby 0/1 pg-1 3 dancing\n",
+                "partner pg-3 standby 1 0/1 pg-1 3 dancing\n",
             ),
             "running, promoting or other",
         ),
@@ -233,8 +255,13 @@ fn wrong_and_hostile_input_is_refused() {
             "more than 16384",
         ),
         (
+            "me without a timeline",
+            "me pg-2 0/1\nupstream pg-1 unseen 0\ndetect 6\n".into(),
+            "expected me NAME TLI LSN",
+        ),
+        (
             "a partner line cut short",
-            seen("0/1", "pg-1", 0, "partner pg-3 standby 0/1\n"),
+            seen("0/1", "pg-1", 0, "partner pg-3 standby 1 0/1\n"),
             "expected partner",
         ),
     ];

@@ -10,7 +10,8 @@
 //!  * data of another cluster (another system identifier than the
 //!    primary's) is kept aside, and the primary cloned;
 //!  * a former standby follows the primary; a former primary rejoins it
-//!    (`repmgr node rejoin --force-rewind`);
+//!    (`repmgr node rejoin --force-rewind`); never a primary on a timeline
+//!    older than its own data's (it was superseded);
 //!  * with no primary, a former standby waits: it never makes itself a
 //!    writable primary at start;
 //!  * a former primary with no other primary starts as the primary only
@@ -191,6 +192,19 @@ pub fn decide(o: &Observed) -> Start {
         };
     };
     let from = p.name.clone();
+    // A primary on an older timeline than this node's data was superseded
+    // (its successor may be down): following or rejoining it would throw
+    // away this node's newer history. It is fenced (`pgha fence`: a partner
+    // knows of a newer timeline); then this node sees no primary.
+    let foreign = p.system_id.is_some() && p.system_id != o.local_system_id;
+    if o.data != DataDir::Empty && !foreign && p.timeline < o.local_timeline {
+        return Start::Wait {
+            why: format!(
+                "{from} runs as primary on timeline {}, older than this node's {}: it was superseded; waiting for it to stop",
+                p.timeline, o.local_timeline
+            ),
+        };
+    }
     match (o.data, p.system_id) {
         (DataDir::Empty, _) => Start::Clone { from },
         (_, Some(theirs)) if Some(theirs) != o.local_system_id => Start::Reclone {

@@ -112,11 +112,21 @@ fn a_node_starts_by_the_start_rule() {
             "rejoin pg-1",
         ),
         (
-            // As the shell had it: the primary's timeline is not compared
-            // with this node's.
-            "...even a primary on an older timeline than its own",
+            // break-new-primary: this node was promoted to timeline 4 and
+            // killed at once; pg-1, thawed, still runs on timeline 3.
+            "never a primary on an older timeline than its own: it was superseded",
             format!("local-tli 4\n{PRIMARY_PG_1}"),
-            "rejoin pg-1",
+            "wait pg-1 runs as primary on timeline 3, older than this node's 4: it was superseded; waiting for it to stop",
+        ),
+        (
+            "...nor does a former standby follow one",
+            format!("data standby\nlocal-tli 4\n{PRIMARY_PG_1}"),
+            "wait pg-1 runs as primary on timeline 3, older than this node's 4: it was superseded; waiting for it to stop",
+        ),
+        (
+            "...one on the same timeline is followed",
+            format!("data standby\nlocal-tli 3\n{PRIMARY_PG_1}"),
+            "follow pg-1",
         ),
         (
             "a standby's data of another cluster is kept aside and re-cloned",

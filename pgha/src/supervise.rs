@@ -22,6 +22,8 @@
 //! me TLI                      the timeline this node writes on
 //! partner NAME primary TLI    a partner runs as a primary, writing on TLI
 //! partner NAME standby        a partner answered and runs as a standby
+//! partner NAME knows TLI      a partner that is no primary (a standby, or
+//!                             its postgres down) knows of timeline TLI
 //! partner NAME silent         a partner did not answer
 //! ```
 //!
@@ -63,6 +65,11 @@ pub enum Role {
         timeline: u32,
     },
     Standby,
+    /// Not a primary, but knows of this timeline (it streamed it, or wrote
+    /// on it before it went down).
+    Knows {
+        timeline: u32,
+    },
     Silent,
 }
 
@@ -88,9 +95,12 @@ impl fmt::Display for Fence {
 
 /// The fence rule: this node writes on timeline `mine`; the first partner
 /// (in the order seen) that runs as a primary on a newer timeline was
-/// promoted after it, so this node was superseded. A promotion always
-/// starts a new timeline: a primary on the same or an older one is no
-/// reason to stop.
+/// promoted after it, so this node was superseded. So was it when a
+/// partner knows of a newer timeline, even if its primary is down now (the
+/// new primary killed right after its promotion): a standby on that
+/// timeline cannot follow this node, and the successor must not rejoin it.
+/// A promotion always starts a new timeline: a timeline no newer than
+/// this node's is no reason to stop.
 pub fn fence(mine: u32, partners: &[(String, Role)]) -> Fence {
     for (name, role) in partners {
         match *role {
@@ -98,6 +108,13 @@ pub fn fence(mine: u32, partners: &[(String, Role)]) -> Fence {
                 return Fence::Stop {
                     why: format!(
                         "{name} is the primary on a newer timeline ({timeline} > {mine}): this node was superseded"
+                    ),
+                };
+            }
+            Role::Knows { timeline } if timeline > mine => {
+                return Fence::Stop {
+                    why: format!(
+                        "{name} knows of a newer timeline ({timeline} > {mine}): another node was promoted after this one"
                     ),
                 };
             }
@@ -110,7 +127,8 @@ pub fn fence(mine: u32, partners: &[(String, Role)]) -> Fence {
 /// What `pgha fence` reads (see the module header): this node's timeline
 /// and each partner, in input order.
 pub fn parse_fence(input: &str) -> anyhow::Result<(u32, Vec<(String, Role)>)> {
-    const PARTNER: &str = "partner NAME primary TLI, partner NAME standby or partner NAME silent";
+    const PARTNER: &str =
+        "partner NAME primary TLI, partner NAME standby, partner NAME knows TLI or partner NAME silent";
     let mut mine = None;
     let mut partners: Vec<(String, Role)> = Vec::new();
     for line in lines::split(input)? {
@@ -131,6 +149,9 @@ pub fn parse_fence(input: &str) -> anyhow::Result<(u32, Vec<(String, Role)>)> {
                         timeline: line.read(number(tli, "a timeline"))?,
                     },
                     ["standby"] => Role::Standby,
+                    ["knows", tli] => Role::Knows {
+                        timeline: line.read(number(tli, "a timeline"))?,
+                    },
                     ["silent"] => Role::Silent,
                     _ => return Err(line.err(format!("expected {PARTNER}"))),
                 };

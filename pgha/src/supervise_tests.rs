@@ -39,6 +39,18 @@ fn a_superseded_primary_fences_itself() {
             "stay",
         ),
         ("no partners at all", "me 3\n", "stay"),
+        (
+            // break-new-primary: pg-3, promoted to timeline 4, was killed at
+            // once; this node thawed. pg-2 had begun to follow pg-3.
+            "a partner knows of a newer timeline, its primary gone",
+            "me 3\npartner pg-2 knows 4\npartner pg-3 silent\n",
+            "fence pg-2 knows of a newer timeline (4 > 3): another node was promoted after this one",
+        ),
+        (
+            "partners that know this node's timeline, or an older one",
+            "me 3\npartner pg-2 knows 3\npartner pg-3 knows 2\n",
+            "stay",
+        ),
     ];
     for (story, seen, want) in rows {
         let (mine, partners) = parse_fence(seen).expect(seen);
@@ -120,6 +132,11 @@ fn wrong_or_hostile_lines_are_refused_with_the_line() {
             "a timeline must be a number",
         ),
         ("me 3\npartner pg-2 leader\n", "expected partner NAME"),
+        ("me 3\npartner pg-2 knows\n", "expected partner NAME"),
+        (
+            "me 3\npartner pg-2 knows 4x\n",
+            "a timeline must be a number",
+        ),
         (
             "me 3\npartner pg-2 silent\npartner pg-2 standby\n",
             "partner pg-2 given twice",
