@@ -413,6 +413,38 @@ SELECT pg_reload_conf();
 SQL
 }
 
+# psql on <host> (this node: over its socket) in repmgr's database, stdin
+# or -c passed through.
+on() { # <host> psql-args...
+    local h=$1
+    shift
+    if [[ $h == "$NODE_NAME" ]]; then
+        timeout 6 psql -X -qAt -h /var/run/postgresql -U postgres -d "$REPMGR_DATABASE" "$@"
+    else
+        timeout 6 psql -X -qAt "$(node_conninfo "$h")" "$@"
+    fi
+}
+
+# Points the running standby <standby> at <primary> without a restart
+# (primary_conninfo is reloadable, and recovery follows the new timeline):
+# its replication slot made on <primary> first, then its primary_conninfo
+# and slot set and reloaded, and repmgr's metadata told where it streams
+# from. Run by the standby itself (follow_now) or by the node just promoted,
+# for the partners it detached.
+point_at() { # <standby> <primary>
+    local s=$1 p=$2 slot
+    slot="repmgr_slot_$(node_id_of "$s")"
+    on "$p" -c "SELECT pg_create_physical_replication_slot('$slot') WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = '$slot')" >/dev/null 2>&1 ||
+        log "could not make sure slot $slot exists on $p"
+    on "$s" -v ci="host=$p port=$PG_PORT user=$REPMGR_USERNAME application_name=$s connect_timeout=2" -v slot="$slot" >/dev/null 2>&1 <<'SQL' || return 1
+ALTER SYSTEM SET primary_conninfo = :'ci';
+ALTER SYSTEM SET primary_slot_name = :'slot';
+SELECT pg_reload_conf();
+SQL
+    on "$p" -c "UPDATE repmgr.nodes SET upstream_node_id = $(node_id_of "$p"), type = 'standby', active = true WHERE node_id = $(node_id_of "$s")" >/dev/null 2>&1 ||
+        log "could not record in repmgr's metadata that $s streams from $p"
+}
+
 # One line for `pgha before-promote` about partner $1 (see pgha::partners).
 partner_seen() { # <host> <name of the failed primary>
     local p=$1 r st
@@ -456,7 +488,16 @@ promote_after_check() {
         case $verdict in
         go)
             log "promote: $(tr '\n' ';' <<<"$seen") -> promoting"
-            exec repmgr standby promote -f "$REPMGR_CONF" --log-to-file
+            if ! repmgr standby promote -f "$REPMGR_CONF" --log-to-file; then
+                verdict="refuse repmgr standby promote failed"
+                break
+            fi
+            # The partners it detached stream from it at once: with ANY 1,
+            # no commit completes until one does.
+            for p in "${!DETACHED[@]}"; do
+                if point_at "$p" "$NODE_NAME"; then log "promote: pointed $p at this node"; else log "promote: could not point $p at this node (its watcher will follow)"; fi
+            done
+            exit 0
             ;;
         wait*) nap 0.5 ;;
         *) break ;;
@@ -832,21 +873,12 @@ failover_partner_seen() { # <host>
 
 local_sql() { timeout 5 psql -X -qAt -h /var/run/postgresql -U postgres -d postgres -c "$1" 2>/dev/null; }
 
-# Points this running standby at <primary> without a restart (primary_conninfo
-# is reloadable; recovery follows the new timeline), its replication slot
-# made there first; registers it in repmgr's metadata. When it does not
+# Points this running standby at <primary> (point_at). When it does not
 # stream within 10 s (its timeline forked off), repmgr standby follow, and
 # failing that the stray rule restarts it to rejoin.
 follow_now() { # <primary>
-    local p=$1 slot="repmgr_slot_$NODE_ID" i r=""
-    peer_sql "$p" "SELECT pg_create_physical_replication_slot('$slot') WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = '$slot')" >/dev/null ||
-        log "follow: could not make sure slot $slot exists on $p"
-    timeout 6 psql -X -qAt -h /var/run/postgresql -U postgres -d postgres >/dev/null \
-        -v ci="host=$p port=$PG_PORT user=$REPMGR_USERNAME application_name=$NODE_NAME connect_timeout=2" -v slot="$slot" <<'SQL' || true
-ALTER SYSTEM SET primary_conninfo = :'ci';
-ALTER SYSTEM SET primary_slot_name = :'slot';
-SELECT pg_reload_conf();
-SQL
+    local p=$1 i r=""
+    point_at "$NODE_NAME" "$p" || log "follow: could not set this node's primary_conninfo"
     for i in $(seq 1 20); do
         r=$(local_sql "SELECT status || ' ' || sender_host FROM pg_stat_wal_receiver" || true)
         [[ $r == "streaming $p" ]] && break
@@ -859,12 +891,10 @@ SQL
         repmgr -f "$REPMGR_CONF" standby follow --upstream-node-id="$(node_id_of "$p")" --log-level=INFO ||
             { log "follow: repmgr standby follow failed; the stray check will restart this node to rejoin $p"; return 0; }
     fi
-    repmgr -f "$REPMGR_CONF" standby register --force --upstream-node-id="$(node_id_of "$p")" >/dev/null 2>&1 ||
-        log "follow: standby register failed (metadata only)"
 }
 
 watch_failover() {
-    local upstream=none last_seen now unseen r ci recv streaming seen verdict action name last="" tick=0 p
+    local upstream=none last_seen now unseen=0 r ci recv streaming seen verdict action name last="" tick=0 p asked
     local host_re="(^|[[:space:]])host='?([a-z0-9._-]+)" # repmgr quotes it, follow_now does not
     trap - TERM INT
     last_seen=$(date +%s)
@@ -882,16 +912,27 @@ watch_failover() {
         if [[ $ci =~ $host_re && ${BASH_REMATCH[2]} != "$upstream" ]]; then
             upstream=${BASH_REMATCH[2]} last_seen=$now
         fi
+        # Healthy (streaming from a primary it reached lately): the partners
+        # are asked only every 10 s, for a newer primary elsewhere; else
+        # while the primary is probed (a frozen one takes the probe's 2 s,
+        # a frozen partner its /state's 2 s).
+        asked=no
+        if [[ $streaming != t ]] || ((unseen + 3 >= FAILOVER_DETECT || tick % 10 == 0)); then
+            for p in "${PEERS[@]}"; do failover_partner_seen "$p" >"$WATCH_FILE.$p" & done
+            asked=yes
+        fi
         if [[ $upstream != none ]] && timeout 2 pg_isready -q -h "$upstream" -p "$PG_PORT" -t 2 2>/dev/null; then
             last_seen=$(date +%s)
         fi
         unseen=$((now > last_seen ? now - last_seen : 0))
         publish_watch "$upstream" "$unseen" running
-        # Healthy (streaming from a primary it reaches): ask the partners
-        # only every 10 s, for a newer primary elsewhere.
-        if [[ $streaming == t ]] && ((unseen < FAILOVER_DETECT && tick % 10)); then continue; fi
+        if [[ $asked == no ]]; then
+            ((unseen >= FAILOVER_DETECT)) || continue
+            for p in "${PEERS[@]}"; do failover_partner_seen "$p" >"$WATCH_FILE.$p"; done
+        fi
+        wait
         seen="me $NODE_NAME $(local_tli) ${recv:-0/0}"$'\n'"upstream $upstream unseen $unseen"$'\n'"detect $FAILOVER_DETECT"
-        for p in "${PEERS[@]}"; do seen+=$'\n'$(failover_partner_seen "$p"); done
+        for p in "${PEERS[@]}"; do seen+=$'\n'$(<"$WATCH_FILE.$p"); done
         verdict=$(pgha failover <<<"$seen" 2>&1) || verdict="wait pgha failover failed: ${verdict//$'\n'/ }"
         read -r action name _ <<<"$verdict"
         if [[ $verdict != "$last" && $action != ok ]]; then log "failover: $verdict (saw: $(tr '\n' ';' <<<"$seen"))"; fi
