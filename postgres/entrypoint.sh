@@ -836,6 +836,7 @@ restart_if_stray() {
 # first stops the partners' WAL receivers).
 WATCH_FILE=$RUN_DIR/watch
 FAILOVER_DETECT=${FAILOVER_DETECT:-6}
+WATCH_STALE=10
 WATCH_PID=""
 
 publish_watch() { # <upstream|none> <unseen> <running|promoting>
@@ -862,9 +863,13 @@ failover_partner_seen() { # <host>
             echo "partner $p silent"
             return 0
         fi
-        # A watcher that has not published for 3 s, or a node not running
-        # (starting, rejoining, stopping), can neither vouch nor be promoted.
-        if ((now - at > 3)) || [[ $(kv entrypoint_state "$st") != running || ! $w =~ ^(running|promoting)$ ]]; then w=other; fi
+        # A watcher that has not published for WATCH_STALE seconds (more
+        # than its slowest round: a 1 s nap, a 2 s probe of a hung primary
+        # while a hung partner's /state takes its 2 s, a slow local query),
+        # or a node not running (starting, rejoining, stopping), can neither
+        # vouch nor be promoted. (3 s was less than a round: a frozen
+        # primary was never replaced.)
+        if ((now - at > WATCH_STALE)) || [[ $(kv entrypoint_state "$st") != running || ! $w =~ ^(running|promoting)$ ]]; then w=other; fi
         echo "partner $p standby $tli $recv $up $unseen $w"
         ;;
     *) echo "partner $p silent" ;;
