@@ -106,8 +106,11 @@ standby_of() { local n; for n in pg-1 pg-2 pg-3; do [ "$n" != "$1" ] && { echo "
 others_of() { local n; for n in pg-1 pg-2 pg-3; do [ "$n" != "$1" ] && echo "$n"; done; }
 
 fault_kill() { docker kill "$(id_of "$1")" >/dev/null; }
-fault_freeze() { local id; id=$(id_of "$1"); freeze "$id"; sleep "$2"; thaw "$id"; }
-fault_cut() { local id; id=$(id_of "$1"); partition "$id" -I; sleep "$2"; partition "$id" -D; }
+# Recovery counts from the moment the fault is in place (effective): a batch
+# that began just before and committed while docker pause was still under
+# way read as a recovery of a few ms.
+fault_freeze() { local id; id=$(id_of "$1"); freeze "$id"; now_ms >"$FAULT_DIR/effective"; sleep "$2"; thaw "$id"; }
+fault_cut() { local id; id=$(id_of "$1"); partition "$id" -I; now_ms >"$FAULT_DIR/effective"; sleep "$2"; partition "$id" -D; }
 fault_cut_from_peers() {
   local id
   id=$(id_of "$1")
