@@ -898,6 +898,29 @@ follow_now() { # <primary>
     fi
 }
 
+# On a running primary: repmgr's metadata must name it, and no other, as
+# the primary. A node killed between pg_promote() and repmgr's metadata
+# update (break-new-primary), then started again as the primary, left the
+# old primary named there: the partners' start rule (find_primary) never
+# found it, and repmgrd looped on the dead "upstream". Written with
+# synchronous_commit = local: it must not wait for a standby.
+claim_metadata() {
+    local wrong
+    wrong=$(on "$NODE_NAME" -c "SELECT count(*) FROM repmgr.nodes WHERE (type = 'primary' AND active AND node_id <> $NODE_ID) OR (node_id = $NODE_ID AND (type <> 'primary' OR NOT active OR upstream_node_id IS NOT NULL))" 2>/dev/null) || return 0
+    [[ $wrong =~ ^[1-9] ]] || return 0
+    if on "$NODE_NAME" >/dev/null 2>&1 <<SQL; then
+SET synchronous_commit = local;
+BEGIN;
+UPDATE repmgr.nodes SET type = 'standby', upstream_node_id = $NODE_ID WHERE type = 'primary' AND node_id <> $NODE_ID;
+UPDATE repmgr.nodes SET type = 'primary', upstream_node_id = NULL, active = true WHERE node_id = $NODE_ID;
+COMMIT;
+SQL
+        log "repmgr's metadata did not name this running primary alone: it does now"
+    else
+        log "could not correct repmgr's metadata to name this running primary"
+    fi
+}
+
 watch_failover() {
     local upstream=none last_seen now unseen=0 r ci recv streaming seen verdict action name last="" tick=0 p asked
     local host_re="(^|[[:space:]])host='?([a-z0-9._-]+)" # repmgr quotes it, follow_now does not
@@ -911,6 +934,7 @@ watch_failover() {
         if [[ $r != t\|* ]]; then # a primary, or postgres down: nothing to watch
             publish_watch none 0 running
             last_seen=$now
+            if [[ $r == f\|* ]] && ((tick % 5 == 0)); then claim_metadata; fi
             continue
         fi
         IFS='|' read -r _ recv streaming ci <<<"$r"
