@@ -140,6 +140,7 @@ fault_thaw_at_promotion() {
   local id
   id=$(id_of "$1")
   freeze "$id"
+  now_ms >"$FAULT_DIR/effective"
   promoted_other_than "$1" >/dev/null || true
   thaw "$id"
 }
@@ -148,7 +149,8 @@ fault_break_new_primary() {
   id=$(id_of "$1")
   freeze "$id"
   new=$(promoted_other_than "$1" || true)
-  [ -z "$new" ] || docker kill "$(id_of "$new")" >/dev/null
+  # Recovery counts from the second fault, as tests/faults/redis.sh does.
+  [ -z "$new" ] || { docker kill "$(id_of "$new")" >/dev/null; now_ms >"$FAULT_DIR/effective"; }
   thaw "$id"
 }
 
