@@ -130,6 +130,10 @@ run_fault() {
   now_ms >"$dir/healed"
   wait "$load" || true
   cp "$dir/load" "$FAULT_ARTIFACTS/load.$(printf '%03d' "$n")"
+  # Who ends as primary is read once the tier is whole again: read earlier,
+  # a superseded primary not yet fenced read as "no promotion".
+  local whole=yes
+  tier_whole || whole=no
   after=$(tier_primary || true)
   [ -n "$after" ] && [ "$after" != "$p" ] && promoted=yes
   recovery=$("$LOADGEN" recovery --log "$dir/load" --fault-ms "$(cat "$dir/effective")" || true)
@@ -139,7 +143,7 @@ run_fault() {
   printf '%s %s %s %s %s %s\n' "$kind" "$ms" "$p" "${rec_ms:-never}" "${not_acked:-?}" "$promoted" >>"$FAULT_ARTIFACTS/rows.txt"
   printf '    %3d %-24s %6s ms  %-8s recovered %6s ms, %s not acknowledged, promotion: %s\n' \
     "$n" "$kind" "$ms" "$p" "${rec_ms:-never}" "${not_acked:-?}" "$promoted"
-  if ! tier_whole; then
+  if [ "$whole" = no ]; then
     not_ok "fault $n ($kind ${ms} ms on $p): the tier did not heal by itself"
     return 1
   fi
