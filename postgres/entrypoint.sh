@@ -772,8 +772,8 @@ fence_if_superseded() {
         r=$(kv write_tli "$st") t=$(kv tli "$st")
         if [[ $(kv in_recovery "$st") == f && $r =~ ^[0-9]{1,9}$ ]]; then
             seen+=$'\n'"partner $p primary $r"
-        elif [[ $t =~ ^[0-9]{1,9}$ ]]; then
-            seen+=$'\n'"partner $p knows $t" # a standby, or its postgres down
+        elif [[ $(kv standby_signal "$st") == 1 && $t =~ ^[0-9]{1,9}$ ]]; then
+            seen+=$'\n'"partner $p knows $t" # a standby's data, running or not
         else
             seen+=$'\n'"partner $p silent"
         fi

@@ -10,8 +10,10 @@
 //!  * data of another cluster (another system identifier than the
 //!    primary's) is kept aside, and the primary cloned;
 //!  * a former standby follows the primary; a former primary rejoins it
-//!    (`repmgr node rejoin --force-rewind`); never a primary on a timeline
-//!    older than its own data's (it was superseded);
+//!    (`repmgr node rejoin --force-rewind`); a former standby never follows
+//!    a primary on an older timeline than its data's, nor does a former
+//!    primary rejoin one while a partner knows its newer timeline (a
+//!    standby may have confirmed commits on it);
 //!  * with no primary, a former standby waits: it never makes itself a
 //!    writable primary at start;
 //!  * a former primary with no other primary starts as the primary only
@@ -192,18 +194,34 @@ pub fn decide(o: &Observed) -> Start {
         };
     };
     let from = p.name.clone();
-    // A primary on an older timeline than this node's data was superseded
-    // (its successor may be down): following or rejoining it would throw
-    // away this node's newer history. It is fenced (`pgha fence`: a partner
-    // knows of a newer timeline); then this node sees no primary.
+    // A primary on an older timeline than this node's data. Which history
+    // holds acknowledged commits depends on who confirmed them (ANY 1):
+    //  * a former standby that knows the newer timeline may have confirmed
+    //    commits on it: it never follows the older primary, it waits (its
+    //    knowledge fences that primary: `pgha fence`);
+    //  * a former primary promoted to the newer timeline, then killed: if
+    //    another partner knows its timeline, that standby may have confirmed
+    //    commits on it, so it waits too; if none does, no standby ever
+    //    followed it, nothing it wrote past the fork was acknowledged, and
+    //    the older primary (which may have acknowledged commits since, with
+    //    the standby that stayed on its history) is the one to rejoin.
     let foreign = p.system_id.is_some() && p.system_id != o.local_system_id;
     if o.data != DataDir::Empty && !foreign && p.timeline < o.local_timeline {
-        return Start::Wait {
-            why: format!(
-                "{from} runs as primary on timeline {}, older than this node's {}: it was superseded; waiting for it to stop",
-                p.timeline, o.local_timeline
-            ),
+        let witness = reachable(o)
+            .find(|&(name, tli, ..)| name != from && tli.is_some_and(|t| t >= o.local_timeline));
+        let why = match (o.data, witness) {
+            (DataDir::Standby, _) => Some(String::new()),
+            (_, Some((name, ..))) => Some(format!(" (and {name} knows this node's timeline)")),
+            _ => None,
         };
+        if let Some(also) = why {
+            return Start::Wait {
+                why: format!(
+                    "{from} runs as primary on timeline {}, older than this node's {}{also}: it was superseded; waiting for it to stop",
+                    p.timeline, o.local_timeline
+                ),
+            };
+        }
     }
     match (o.data, p.system_id) {
         (DataDir::Empty, _) => Start::Clone { from },

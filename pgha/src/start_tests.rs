@@ -113,13 +113,23 @@ fn a_node_starts_by_the_start_rule() {
         ),
         (
             // break-new-primary: this node was promoted to timeline 4 and
-            // killed at once; pg-1, thawed, still runs on timeline 3.
-            "never a primary on an older timeline than its own: it was superseded",
-            format!("local-tli 4\n{PRIMARY_PG_1}"),
-            "wait pg-1 runs as primary on timeline 3, older than this node's 4: it was superseded; waiting for it to stop",
+            // killed at once; pg-1, thawed, still runs on timeline 3, and
+            // pg-3 followed this node (it knows timeline 4): pg-3 may have
+            // confirmed commits on 4, so pg-1 is the stale one.
+            "a former primary whose newer timeline a standby knows waits for the older primary to stop",
+            format!("local-tli 4\n{PRIMARY_PG_1}partner pg-1 reachable tli 3 data yes waiting no\npartner pg-3 reachable tli 4 data yes waiting no\n"),
+            "wait pg-1 runs as primary on timeline 3, older than this node's 4 (and pg-3 knows this node's timeline): it was superseded; waiting for it to stop",
         ),
         (
-            "...nor does a former standby follow one",
+            // ...but killed before any standby followed it: nothing past the
+            // fork was acknowledged, and pg-1 may have acknowledged commits
+            // since, confirmed by pg-3, which stayed on timeline 3.
+            "...no standby knows it: nothing on it was acknowledged, it rejoins the older primary",
+            format!("local-tli 4\n{PRIMARY_PG_1}partner pg-1 reachable tli 3 data yes waiting no\npartner pg-3 reachable tli 3 data yes waiting no\n"),
+            "rejoin pg-1",
+        ),
+        (
+            "a former standby never follows a primary older than its data: it may have confirmed commits on the newer timeline",
             format!("data standby\nlocal-tli 4\n{PRIMARY_PG_1}"),
             "wait pg-1 runs as primary on timeline 3, older than this node's 4: it was superseded; waiting for it to stop",
         ),

@@ -22,8 +22,8 @@
 //! me TLI                      the timeline this node writes on
 //! partner NAME primary TLI    a partner runs as a primary, writing on TLI
 //! partner NAME standby        a partner answered and runs as a standby
-//! partner NAME knows TLI      a partner that is no primary (a standby, or
-//!                             its postgres down) knows of timeline TLI
+//! partner NAME knows TLI      a partner whose data is a standby's (running
+//!                             or not) knows of timeline TLI
 //! partner NAME silent         a partner did not answer
 //! ```
 //!
@@ -65,8 +65,8 @@ pub enum Role {
         timeline: u32,
     },
     Standby,
-    /// Not a primary, but knows of this timeline (it streamed it, or wrote
-    /// on it before it went down).
+    /// A standby's data (running or not) that knows of this timeline: it
+    /// streamed it, and may have confirmed commits on it.
     Knows {
         timeline: u32,
     },
@@ -96,9 +96,11 @@ impl fmt::Display for Fence {
 /// The fence rule: this node writes on timeline `mine`; the first partner
 /// (in the order seen) that runs as a primary on a newer timeline was
 /// promoted after it, so this node was superseded. So was it when a
-/// partner knows of a newer timeline, even if its primary is down now (the
-/// new primary killed right after its promotion): a standby on that
-/// timeline cannot follow this node, and the successor must not rejoin it.
+/// standby knows of a newer timeline, even if that timeline's primary is
+/// down now (killed right after its promotion): that standby may have
+/// confirmed commits on it, and cannot follow this node. (A down former
+/// primary's own newer timeline is no reason: if no standby followed it,
+/// nothing on it was acknowledged; see [`crate::start`].)
 /// A promotion always starts a new timeline: a timeline no newer than
 /// this node's is no reason to stop.
 pub fn fence(mine: u32, partners: &[(String, Role)]) -> Fence {
