@@ -22,10 +22,10 @@ use tokio::sync::watch;
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// Longest wait for one Sentinel or node to answer. A frozen or cut-off
 /// Sentinel costs every poll this much.
-const ANSWER_TIMEOUT: Duration = Duration::from_millis(300);
+const ANSWER_TIMEOUT: Duration = Duration::from_millis(500);
 /// An observation older than this is not trusted: nothing is acknowledged.
-/// Above the longest poll (two timeouts and the interval, 0.8 s) twice over,
-/// so one silent Sentinel never makes the word look stale. Staleness is not
+/// Above the longest poll (two timeouts and the interval, 1.2 s), so one
+/// silent Sentinel never makes the word look stale. Staleness is not
 /// what keeps votes safe (a replica that was promoted never confirms a
 /// `WAIT`, however old the word); this bounds how long vote trusts
 /// Sentinels it can no longer hear.
