@@ -56,7 +56,6 @@ pub fn parse(input: &str) -> anyhow::Result<Vec<NodeState>> {
         }
         nodes.push(NodeState {
             name: name.to_owned(),
-            deciding: false,
             data,
             running,
         });

@@ -1,11 +1,12 @@
 //! The PostgreSQL tier's rules: an observed state in, an action out.
 //!
-//! One authority names the primary: of the nodes whose postgres runs as a
-//! primary, the one on the highest timeline. A promotion always starts a new
-//! timeline, so a primary on an older one has been superseded, whatever it
-//! still believes. Every other rule (how a node starts, whom a standby
-//! follows, when a primary fences itself, what Pgpool-II routes writes to)
-//! follows that one answer, so no two of them can disagree.
+//! Which primary Pgpool-II routes writes to ([`primary`]): of the nodes
+//! whose postgres runs as a primary, the one on the highest timeline. A
+//! promotion always starts a new timeline, so a primary on an older one has
+//! been superseded, whatever it still believes; the failover, start and
+//! fence rules ([`crate::failover`], [`crate::start`], [`crate::supervise`])
+//! follow the same newest timeline. Also here: what a standby checks just
+//! before it promotes itself, and what a node keeps aside before a rewind.
 
 use crate::lsn::Lsn;
 use crate::waldump::Tail;
@@ -15,9 +16,6 @@ use crate::waldump::Tail;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeState {
     pub name: String,
-    /// Its entrypoint is still deciding how to start: it runs no repmgrd,
-    /// so nothing on it can promote it.
-    pub deciding: bool,
     /// Its data directory, `None` when empty.
     pub data: Option<Data>,
     /// What its postgres runs as, `None` when postgres is not running.
@@ -75,175 +73,6 @@ pub fn primary(nodes: &[NodeState]) -> Primary {
     match top.len() {
         1 => Primary::One(top.remove(0)),
         _ => Primary::Ambiguous(top),
-    }
-}
-
-/// Settings of the start rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StartRules {
-    /// How many nodes the cluster has (3).
-    pub cluster_size: usize,
-    /// This node may create the cluster when no node has any data.
-    pub bootstrap: bool,
-    /// A failover may be under way when this node starts (repmgrd on a
-    /// standby promotes about 5 s after the primary dies): no node starts as
-    /// primary before this many seconds of waiting, unless every partner is
-    /// itself deciding (then no repmgrd runs that could promote).
-    pub failover_window_s: u64,
-}
-
-/// How a node with no running postgres starts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Start {
-    /// Create a new cluster (`initdb`) and start as its primary.
-    Init,
-    /// Copy the primary's data (`repmgr standby clone`) and follow it.
-    Clone { from: String },
-    /// Keep the data directory aside, then clone: it is another cluster's.
-    KeepAsideThenClone { from: String, why: String },
-    /// Start as a standby of the primary.
-    Standby { of: String },
-    /// It was a primary and another node is primary now: rewind onto it
-    /// (keeping aside what only this node holds, see [`before_rewind`]).
-    Rejoin { to: String },
-    /// Start as the primary (a former standby is promoted).
-    Primary,
-    /// Not yet; the reason, for the log and `/state`.
-    Wait(String),
-}
-
-/// The start rule. `me` is this node (postgres not running), `partners`
-/// the partners that answered, `waited_s` how long it has been deciding.
-pub fn start(me: &NodeState, partners: &[NodeState], rules: StartRules, waited_s: u64) -> Start {
-    let Some(mine) = me.data else {
-        return start_empty(partners, rules);
-    };
-    match primary(partners) {
-        Primary::One(p) => {
-            let theirs = partners.iter().find(|n| n.name == p).and_then(|n| n.data);
-            match theirs {
-                Some(d) if d.system_id != mine.system_id => Start::KeepAsideThenClone {
-                    from: p.clone(),
-                    why: format!("this data directory belongs to cluster {}, {p} to cluster {}", mine.system_id, d.system_id),
-                },
-                _ if mine.standby => Start::Standby { of: p },
-                _ => Start::Rejoin { to: p },
-            }
-        }
-        Primary::Ambiguous(names) => Start::Wait(format!(
-            "{} all run as primaries on the same timeline: waiting for an operator or for all but one to stop",
-            names.join(", ")
-        )),
-        Primary::None => elect(me, mine, partners, rules, waited_s),
-    }
-}
-
-fn start_empty(partners: &[NodeState], rules: StartRules) -> Start {
-    if let Primary::One(p) = primary(partners) {
-        return Start::Clone { from: p };
-    }
-    let with_data: Vec<&str> = partners
-        .iter()
-        .filter(|n| n.data.is_some())
-        .map(|n| n.name.as_str())
-        .collect();
-    if !rules.bootstrap {
-        Start::Wait("empty data directory: waiting for a primary to clone from".into())
-    } else if !with_data.is_empty() {
-        Start::Wait(format!(
-            "empty data directory, no primary, but {} hold data: waiting for a primary instead of creating a second cluster",
-            with_data.join(", ")
-        ))
-    } else if partners.is_empty() {
-        Start::Wait("empty data directory and no partner answers: a partner must confirm it has no data first".into())
-    } else {
-        Start::Init
-    }
-}
-
-/// No node runs as primary: this node starts as the primary only if its WAL
-/// reaches furthest of the nodes that answered and those nodes are enough to
-/// hold every acknowledged commit.
-///
-/// Commits are acknowledged once the primary and one standby flushed them
-/// (`synchronous_standby_names = 'ANY 1 (...)'`). So a former primary may
-/// start with one partner answering (it holds its own acknowledged commits,
-/// and the partner shows no newer timeline), but a former standby only when
-/// every other node but one answers: the one missing node may be the old
-/// primary, and then each acknowledged commit is on one of the answering
-/// standbys, the furthest of which holds them all.
-fn elect(
-    me: &NodeState,
-    mine: Data,
-    partners: &[NodeState],
-    rules: StartRules,
-    waited_s: u64,
-) -> Start {
-    if partners.is_empty() {
-        return Start::Wait(
-            "no partner answers: refusing to start as a lone primary (this node may be stale)"
-                .into(),
-        );
-    }
-    let same_cluster: Vec<(&str, Data)> = partners
-        .iter()
-        .filter_map(|n| n.data.map(|d| (n.name.as_str(), d)))
-        .filter(|(_, d)| d.system_id == mine.system_id)
-        .collect();
-    // The most advanced: highest timeline, then furthest WAL; on a tie the
-    // former primary, then the lowest name, so that exactly one elects itself.
-    let key = |name: &str, d: &Data| {
-        (
-            d.timeline,
-            d.end,
-            !d.standby,
-            std::cmp::Reverse(name.to_owned()),
-        )
-    };
-    if let Some((ahead, d)) = same_cluster
-        .iter()
-        .find(|(name, d)| key(name, d) > key(&me.name, &mine))
-    {
-        return Start::Wait(format!(
-            "{ahead} is further (timeline {} at {}, this node timeline {} at {}): it is the one to start as primary",
-            d.timeline, d.end, mine.timeline, mine.end
-        ));
-    }
-    if mine.standby && partners.len() + 2 < rules.cluster_size {
-        return Start::Wait(format!(
-            "this node was a standby and only {} of {} partners answer: a missing one may hold acknowledged commits",
-            partners.len(),
-            rules.cluster_size - 1
-        ));
-    }
-    let all_deciding = partners.iter().all(|n| n.deciding);
-    if !all_deciding && waited_s < rules.failover_window_s {
-        return Start::Wait(format!(
-            "no primary runs; giving a failover under way {}s before starting as primary",
-            rules.failover_window_s
-        ));
-    }
-    Start::Primary
-}
-
-/// What a running primary does when it sees `nodes` (itself included).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Fence {
-    /// It is the primary by the rule: carry on.
-    Stay,
-    /// Another node is the primary: stop taking writes, then rejoin it.
-    Stop { primary: String },
-    /// Another primary on the same timeline: no rule can choose; log it
-    /// loudly and keep going (the proxies route to neither, see [`primary`]).
-    Alarm(Vec<String>),
-}
-
-/// The fence rule, for a node whose postgres runs as a primary.
-pub fn fence(me: &str, nodes: &[NodeState]) -> Fence {
-    match primary(nodes) {
-        Primary::One(p) if p != me => Fence::Stop { primary: p },
-        Primary::Ambiguous(names) => Fence::Alarm(names),
-        _ => Fence::Stay,
     }
 }
 

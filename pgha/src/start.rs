@@ -22,10 +22,6 @@
 //!    started, or every partner is itself waiting at start (it runs no
 //!    repmgrd, so nothing can promote it).
 //!
-//! [`crate::rules::start`] is another start rule, not wired into the
-//! entrypoint (it elects the furthest standby after a whole-cluster
-//! restart); this one is the one the entrypoint asks.
-//!
 //! What the entrypoint observed, as it writes it for `pgha start`:
 //!
 //! ```text

@@ -5,11 +5,6 @@
 //! stray`). What the check saw in, one line out; the next start of the
 //! node follows or rejoins the primary (see [`crate::start`]).
 //!
-//! [`crate::rules::fence`] is another fence rule, not wired into the
-//! entrypoint (it names the primary by [`crate::rules::primary`], and only
-//! raises an alarm when two share the highest timeline); this one is the
-//! one the entrypoint asks.
-//!
 //! `pgha fence`, on a node whose postgres runs as a primary:
 //!
 //! ```text
