@@ -47,7 +47,7 @@ WRITE_TIMELINE="('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bi
 FAILOVER_WINDOW=${FAILOVER_WINDOW:-20}
 # seconds a standby may go without streaming from the primary
 STRAY_LIMIT=${STRAY_LIMIT:-30}
-STARTED_AT=$(date +%s)
+STARTED_AT=$EPOCHSECONDS
 # seconds postgres may stay down (with no repmgr command running) before the
 # container gives up and exits
 PG_DOWN_GRACE=${PG_DOWN_GRACE:-15}
@@ -246,25 +246,19 @@ kv() { # <key> <text of key=value lines>
     sed -n "s/^$1=//p" <<<"$2" | head -n1
 }
 
+# shellcheck source=postgres/pgdata-facts.sh
+source /usr/local/lib/pgha/pgdata-facts.sh
+
 controldata() { # <field name>
-    pg_controldata -D "$PGDATA" 2>/dev/null | sed -n "s/^$1:[[:space:]]*//p"
+    control_load
+    control "$1"
+    [[ -z $REPLY ]] || printf '%s\n' "$REPLY"
 }
 
-# The newest timeline this node knows of: its control file's, or a newer
-# history file in pg_wal (a promotion writes one at once, before its
-# checkpoint reaches the control file; a standby fetches one before it
-# streams the new timeline).
+# The newest timeline this node knows of (see data_timeline).
 local_tli() {
-    local a b h
-    a=$(controldata "Latest checkpoint's TimeLineID")
-    b=$(controldata "Min recovery ending loc's timeline")
-    h=$(find "$PGDATA/pg_wal" -maxdepth 1 -name '[0-9A-F]*.history' -printf '%f\n' 2>/dev/null | sort | tail -n1)
-    h=${h%.history}
-    a=${a:-0}
-    b=${b:-0}
-    if ((b > a)); then a=$b; fi
-    if [[ $h =~ ^[0-9A-F]{8}$ ]] && ((16#$h > a)); then a=$((16#$h)); fi
-    echo "$a"
+    data_timeline
+    echo "$REPLY"
 }
 
 pg_running() { pg_ctl -D "$PGDATA" status >/dev/null 2>&1; }
@@ -660,7 +654,7 @@ start_seen() {
     echo "local-sysid $local_sysid"
     if [[ -n $primary ]]; then echo "primary $primary $tli $sysid"; else echo "primary none"; fi
     for p in "${PEERS[@]}"; do start_partner_seen "$p"; done
-    elapsed=$(($(date +%s) - STARTED_AT))
+    elapsed=$((EPOCHSECONDS - STARTED_AT))
     echo "elapsed $((elapsed > 0 ? elapsed : 0))"
     echo "window $FAILOVER_WINDOW"
 }
@@ -804,7 +798,7 @@ restart_if_stray() {
     [[ $(timeout 5 psql -X -qAt -h /var/run/postgresql -d postgres -c 'SELECT pg_is_in_recovery()' 2>/dev/null) == t ]] || { STRAY_SINCE=0; return 0; }
     read -r primary _ <<<"$(find_primary)"
     r=$(timeout 5 psql -X -qAt -h /var/run/postgresql -d postgres -c "SELECT status || ' ' || sender_host FROM pg_stat_wal_receiver" 2>/dev/null || true)
-    now=$(date +%s)
+    now=$EPOCHSECONDS
     if ((STRAY_SINCE > 0)); then stray_for=$((now > STRAY_SINCE ? now - STRAY_SINCE : 0)); fi
     if ! verdict=$(printf 'primary %s\nreceiver %s\nstray-for %s\nlimit %s\n' \
         "${primary:-none}" "${r:-none}" "$stray_for" "$STRAY_LIMIT" | pgha stray 2>&1); then
@@ -841,7 +835,7 @@ WATCH_PID=""
 
 publish_watch() { # <upstream|none> <unseen> <running|promoting>
     printf 'watch_upstream=%s\nwatch_unseen=%s\nwatch_state=%s\nwatch_at=%s\n' \
-        "$1" "$2" "$3" "$(date +%s)" >"$WATCH_FILE.tmp" && mv -f "$WATCH_FILE.tmp" "$WATCH_FILE"
+        "$1" "$2" "$3" "$EPOCHSECONDS" >"$WATCH_FILE.tmp" && mv -f "$WATCH_FILE.tmp" "$WATCH_FILE"
 }
 
 # One `partner` line for `pgha failover` (see pgha::failover). What a
@@ -925,11 +919,11 @@ watch_failover() {
     local upstream=none last_seen now unseen=0 r ci recv streaming seen verdict action name last="" tick=0 p asked
     local host_re="(^|[[:space:]])host='?([a-z0-9._-]+)" # repmgr quotes it, follow_now does not
     trap - TERM INT
-    last_seen=$(date +%s)
+    last_seen=$EPOCHSECONDS
     while true; do
         nap 1
         tick=$((tick + 1))
-        now=$(date +%s)
+        now=$EPOCHSECONDS
         r=$(local_sql "SELECT pg_is_in_recovery(), GREATEST(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming'), current_setting('primary_conninfo')" || true)
         if [[ $r != t\|* ]]; then # a primary, or postgres down: nothing to watch
             publish_watch none 0 running
@@ -951,7 +945,7 @@ watch_failover() {
             asked=yes
         fi
         if [[ $upstream != none ]] && timeout 2 pg_isready -q -h "$upstream" -p "$PG_PORT" -t 2 2>/dev/null; then
-            last_seen=$(date +%s)
+            last_seen=$EPOCHSECONDS
         fi
         unseen=$((now > last_seen ? now - last_seen : 0))
         publish_watch "$upstream" "$unseen" running
@@ -991,7 +985,7 @@ supervise() {
             ((tick % 2)) || fence_if_superseded
             ((tick % 5)) || restart_if_stray
         else
-            now=$(date +%s)
+            now=$EPOCHSECONDS
             if pgrep -x repmgr >/dev/null 2>&1; then
                 down_since=0 # repmgr (follow/rejoin) is restarting it
             elif ((down_since == 0)); then

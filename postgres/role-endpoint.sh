@@ -29,7 +29,8 @@ q() { # query the local server over the unix socket (peer auth as postgres)
 alarms() { if [[ -f $(dirname "$PGDATA")/ALARMS ]]; then wc -l <"$(dirname "$PGDATA")/ALARMS"; else echo 0; fi; }
 kept_aside() { find "$(dirname "$PGDATA")/kept-aside" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l || true; }
 
-controldata() { "$PGBIN/pg_controldata" -D "$PGDATA" 2>/dev/null | sed -n "s/^$1:[[:space:]]*//p"; }
+# shellcheck source=postgres/pgdata-facts.sh
+source /usr/local/lib/pgha/pgdata-facts.sh
 
 method="" path=""
 if ! IFS=' ' read -r -t 2 method path _; then
@@ -63,18 +64,14 @@ case $path in
     body="node=${NODE_NAME:-}"$'\n'
     body+="entrypoint_state=$(head -n1 /run/pgha/state 2>/dev/null || true)"$'\n'
     if [[ -s $PGDATA/PG_VERSION ]]; then
-        a=$(controldata "Latest checkpoint's TimeLineID")
-        b=$(controldata "Min recovery ending loc's timeline")
-        a=${a:-0} b=${b:-0}
-        ((b > a)) && a=$b
-        # a newer history file in pg_wal counts (see local_tli in entrypoint.sh)
-        h=$(find "$PGDATA/pg_wal" -maxdepth 1 -name '[0-9A-F]*.history' -printf '%f\n' 2>/dev/null | sort | tail -n1)
-        h=${h%.history}
-        if [[ $h =~ ^[0-9A-F]{8}$ ]] && ((16#$h > a)); then a=$((16#$h)); fi
+        data_timeline # the same as local_tli in entrypoint.sh
+        a=$REPLY
         body+="initialized=1"$'\n'
-        body+="sysid=$(controldata "Database system identifier")"$'\n'
+        control "Database system identifier"
+        body+="sysid=$REPLY"$'\n'
         body+="tli=$a"$'\n'
-        body+="cluster_state=$(controldata "Database cluster state")"$'\n'
+        control "Database cluster state"
+        body+="cluster_state=$REPLY"$'\n'
         if [[ -f $PGDATA/standby.signal ]]; then body+="standby_signal=1"$'\n'; else body+="standby_signal=0"$'\n'; fi
     else
         body+="initialized=0"$'\n'
@@ -89,7 +86,7 @@ case $path in
     f) body+="write_tli=$pos"$'\n' ;;
     esac
     body+=$(grep -E '^watch_[a-z]+=[A-Za-z0-9._-]*$' /run/pgha/watch 2>/dev/null || true)$'\n'
-    body+="now=$(date +%s)"$'\n'
+    body+="now=$EPOCHSECONDS"$'\n'
     body+="alarms=$(alarms)"$'\n'
     body+="kept_aside=$(kept_aside)"$'\n'
     respond 200 OK "$body"
