@@ -6,7 +6,7 @@ RUN set -eux; \
     apt-get update; \
     apt-get install -y --no-install-recommends haproxy; \
     rm -rf /var/lib/apt/lists/*
-COPY haproxy.cfg /usr/local/etc/haproxy/haproxy.cfg
+COPY haproxy.cfg primary-guard.lua /usr/local/etc/haproxy/
 RUN haproxy -c -f /usr/local/etc/haproxy/haproxy.cfg
 EXPOSE 5432 5433 8404
 USER haproxy

@@ -292,6 +292,9 @@ check "a short seeded fault schedule against Redis keeps every acknowledged vote
   KINDS=thaw-at-switch,break-new-primary,kill,sentinel-away-kill,freeze:swept,cut:swept,cut-from-sentinels:swept,replica-cut-from-primary:swept \
   tests/faults/redis.sh
 
+echo "deploy: pg-haproxy admits at most one primary (tests/pg-haproxy-guard.sh)"
+check "pg-haproxy's primary endpoint never sends clients to two nodes" tests/pg-haproxy-guard.sh
+
 echo "deploy: PostgreSQL failover under load (tests/postgres-failover.sh)"
 check "every PostgreSQL failover scenario keeps every acknowledged vote" tests/postgres-failover.sh
 
