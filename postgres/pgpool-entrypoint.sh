@@ -2,8 +2,8 @@
 # pgha pgpool entrypoint: generates pool_passwd (AES, pg_enc), pcp.conf and a
 # runtime pgpool.conf from Docker secrets, runs pgpool in the foreground and a
 # small reconciler that makes Pgpool route writes to the one primary the
-# tier's rule names (see reconcile), and re-attaches backends Pgpool left
-# detached although they are healthy.
+# tier's rule names, and re-attaches backends Pgpool left detached although
+# they are healthy (see reconcile; the rules are pgha::pool's).
 set -euo pipefail
 
 REPMGR_USERNAME=${REPMGR_USERNAME:-repmgr}
@@ -91,107 +91,69 @@ pgpool -n -D -f "$CONF_DIR/pgpool.conf" -F "$CONF_DIR/pcp.conf" -a "$CONF_DIR/po
 PGPOOL_PID=$!
 log "pgpool started (pid $PGPOOL_PID)"
 
-backend_state() { # <host>: primary | streaming | standby | down
+# A node's own word on its role, for `pgha pool` (see pgha::pool): "primary
+# TIMELINE" (the timeline it writes on, from its current WAL file),
+# "streaming", "standby" or "down".
+backend_seen() { # <host>
     local r
     r=$(timeout 5 psql -X -qAt "host=$1 port=5432 user=$REPMGR_USERNAME dbname=postgres connect_timeout=2" \
-        -c "SELECT CASE WHEN NOT pg_is_in_recovery() THEN 'primary'
+        -c "SELECT CASE WHEN NOT pg_is_in_recovery()
+                        THEN 'primary ' || ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int
                         WHEN EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming') THEN 'streaming'
                         ELSE 'standby' END" 2>/dev/null || true)
     printf '%s' "${r:-down}"
-}
-
-# One line for `pgha primary` (see pgha::roles): "HOST primary TIMELINE"
-# (the timeline it writes on, from its current WAL file), "HOST standby" or
-# "HOST down".
-backend_role() { # <host>
-    local r
-    r=$(timeout 5 psql -X -qAt "host=$1 port=5432 user=$REPMGR_USERNAME dbname=postgres connect_timeout=2" \
-        -c "SELECT CASE WHEN pg_is_in_recovery() THEN 'standby'
-                        ELSE 'primary ' || ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END" 2>/dev/null || true)
-    printf '%s %s\n' "$1" "${r:-down}"
 }
 
 pcp() { # <pcp command> <backend index>
     timeout 30 "$1" -h localhost -p 9898 -U "$PGPOOL_ADMIN_USERNAME" -w -n "$2" >/dev/null 2>&1 || log "$1 $2 failed"
 }
 
-declare -A STREAMING_ROUNDS=()
-# Writes go to the one primary the rule names (pgha primary: of the nodes
-# running as primaries, the one on the highest timeline; a promotion always
-# starts a new one). Pgpool-II's own logic cannot be trusted with that: it
-# keeps a frozen primary until its health check gives up, and a thawed old
-# primary can look as good as the new one. The reconciler, every 2 s:
-#   * Pgpool routes writes to another node than the rule's -> pcp_detach_node
-#     it (Pgpool then finds the rule's primary among the attached nodes)
-#   * Pgpool has no primary and the rule's is detached (full cluster
-#     restart, primary container restarted in place) -> pcp_attach_node
-#   * Pgpool has no primary but the rule's is attached (a promotion after
-#     search_primary_node_timeout) -> pcp_promote_node without --switchover:
-#     only Pgpool's internal primary changes
-#   * a standby that streams but stays detached for 10 rounds (~20 s)
+# Since when (epoch seconds) each backend has been seen streaming while
+# Pgpool-II kept it detached: the observation `pgha pool` gets as seconds.
+declare -A DETACHED_STREAMING_SINCE=()
+# Every 2 s: Pgpool-II's view of each backend (pcp_node_info) and each
+# node's own word go to `pgha pool`, which names one change (the rules and
+# why are in pgha::pool: Pgpool-II routes writes only to the primary the
+# tier's rule names); this runs it with pcp.
 reconcile() {
     local -a hosts info lines
-    local i status role st out pool_primary="" roles rule want="" w=""
+    local i out seen input="" answer action node why
     IFS=', ' read -r -a hosts <<<"$PGPOOL_BACKENDS"
     out=$(timeout 5 pcp_node_info -h localhost -p 9898 -U "$PGPOOL_ADMIN_USERNAME" -w 2>/dev/null || true)
     [[ -n $out ]] || return 0 # pcp not ready (or a failover is in progress)
     mapfile -t lines <<<"$out"
     ((${#lines[@]} == ${#hosts[@]})) || return 0
-    declare -A pstatus=()
-    for i in "${!lines[@]}"; do
+    for i in "${!hosts[@]}"; do
         read -r -a info <<<"${lines[$i]}"
-        status=${info[4]:-} role=${info[6]:-}
-        pstatus[$i]=$status
-        if [[ $role == primary && $status != down ]]; then pool_primary=$i; fi
+        seen=$(backend_seen "${hosts[$i]}")
+        if [[ $seen == streaming && ${info[4]:-} == down ]]; then
+            : "${DETACHED_STREAMING_SINCE[$i]:=$EPOCHSECONDS}"
+            seen+=" $((EPOCHSECONDS - DETACHED_STREAMING_SINCE[$i]))"
+        elif [[ $seen == streaming ]]; then
+            unset "DETACHED_STREAMING_SINCE[$i]"
+            seen+=" 0"
+        else
+            unset "DETACHED_STREAMING_SINCE[$i]"
+        fi
+        input+="node ${hosts[$i]} ${info[4]:-?} ${info[6]:-?} $seen"$'\n'
     done
-
-    roles=""
-    for i in "${!hosts[@]}"; do roles+=$(backend_role "${hosts[$i]}")$'\n'; done
-    if ! rule=$(pgha primary <<<"$roles" 2>&1); then
-        log "pgha primary failed ($rule); no change"
+    if ! answer=$(pgha pool <<<"$input" 2>&1); then
+        log "pgha pool failed ($answer); no change"
         return 0
     fi
-    case $rule in
-    one\ *) want=${rule#one } ;;
-    ambiguous*) log "WARNING: several primaries on the newest timeline (${rule#ambiguous }): no rule can choose; no change" ;;
-    esac
-    for i in "${!hosts[@]}"; do [[ ${hosts[$i]} == "$want" ]] && w=$i; done
-    if [[ -n $w ]]; then
-        if [[ -n $pool_primary && $pool_primary != "$w" ]]; then
-            log "pgpool routes writes to backend $pool_primary (${hosts[$pool_primary]}) but the primary is $want (highest timeline; seen: $(tr '\n' ';' <<<"$roles")): pcp_detach_node $pool_primary"
-            pcp pcp_detach_node "$pool_primary"
-            return 0
-        fi
-        if [[ -z $pool_primary ]]; then
-            if [[ ${pstatus[$w]} == down ]]; then
-                log "pgpool has no primary; backend $w ($want) is the primary but detached: pcp_attach_node"
-                pcp pcp_attach_node "$w"
-            else
-                log "pgpool has no primary; attached backend $w ($want) is the primary: pcp_promote_node (pgpool-internal only)"
-                pcp pcp_promote_node "$w"
-            fi
-            return 0 # one change per round
-        fi
+    read -r action node why <<<"$answer"
+    if [[ $action == none ]]; then
+        [[ $answer == none ]] || log "WARNING: ${answer#none }"
+        return 0
     fi
-
-    for i in "${!lines[@]}"; do
-        if [[ ${pstatus[$i]} != down ]]; then
-            STREAMING_ROUNDS[$i]=0
-            continue
-        fi
-        st=$(backend_state "${hosts[$i]}")
-        if [[ $st == streaming ]]; then
-            STREAMING_ROUNDS[$i]=$((${STREAMING_ROUNDS[$i]:-0} + 1))
-        else
-            STREAMING_ROUNDS[$i]=0
-        fi
-        if ((${STREAMING_ROUNDS[$i]} >= 10)); then
-            log "backend $i (${hosts[$i]}) streams but is still detached after ~20 s: pcp_attach_node"
-            pcp pcp_attach_node "$i"
-            STREAMING_ROUNDS[$i]=0
-            return 0
-        fi
+    for i in "${!hosts[@]}"; do
+        [[ ${hosts[$i]} == "$node" ]] || continue
+        log "$why: pcp_${action}_node $i ($node)"
+        pcp "pcp_${action}_node" "$i"
+        unset "DETACHED_STREAMING_SINCE[$i]"
+        return 0
     done
+    log "pgha pool named $node, not a backend ($PGPOOL_BACKENDS); no change"
 }
 
 while kill -0 "$PGPOOL_PID" 2>/dev/null; do

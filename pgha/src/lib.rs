@@ -9,6 +9,7 @@ pub mod galera;
 pub mod lines;
 pub mod lsn;
 pub mod partners;
+pub mod pool;
 pub mod roles;
 pub mod rules;
 pub mod start;

@@ -12,6 +12,8 @@
 //!       "go", "wait REASON" or "refuse REASON"
 //!   pgha primary  < each node's role as a proxy saw it (see pgha::roles)
 //!       "one NAME", "none" or "ambiguous NAME NAME..."
+//!   pgha pool  < Pgpool-II's view of each backend and the node's own (see pgha::pool)
+//!       "none [WHY]", "detach NAME WHY", "attach NAME WHY" or "promote NAME WHY"
 //!   pgha start  < what a starting node observed (see pgha::start)
 //!       "clone NAME", "init", "reclone NAME WHY", "follow NAME",
 //!       "rejoin NAME", "start-primary WHY" or "wait WHY"
@@ -39,7 +41,7 @@ use pgha::galera::{self, Nomination};
 use pgha::rules::{self, BeforeRewind, Primary, Promote};
 use pgha::{failover, lines, start, supervise, waldump, Lsn};
 
-const USAGE: &str = "usage: pgha fork-point --timeline N < HISTORY\n       pgha before-rewind --was primary|standby --from LSN < WALDUMP\n       pgha before-promote < PARTNERS\n       pgha primary < ROLES\n       pgha start < OBSERVED\n       pgha fence < PARTNERS\n       pgha stray < OBSERVED\n       pgha failover < OBSERVED\n       pgha galera-nominate --nodes A,B,C --waited S --majority-after S --first-node NAME --cluster-name NAME < STATES";
+const USAGE: &str = "usage: pgha fork-point --timeline N < HISTORY\n       pgha before-rewind --was primary|standby --from LSN < WALDUMP\n       pgha before-promote < PARTNERS\n       pgha primary < ROLES\n       pgha pool < BACKENDS\n       pgha start < OBSERVED\n       pgha fence < PARTNERS\n       pgha stray < OBSERVED\n       pgha failover < OBSERVED\n       pgha galera-nominate --nodes A,B,C --waited S --majority-after S --first-node NAME --cluster-name NAME < STATES";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -122,6 +124,10 @@ fn run(args: Vec<String>) -> anyhow::Result<String> {
                 Primary::None => "none".to_owned(),
                 Primary::Ambiguous(names) => format!("ambiguous {}", names.join(" ")),
             })
+        }
+        "pool" => {
+            let backends = pgha::pool::parse(&observations("the backends")?)?;
+            Ok(pgha::pool::decide(&backends).to_string())
         }
         "start" => {
             let observed = start::parse(&observations("what the node observed")?)?;
