@@ -77,10 +77,15 @@ postgres_status() {
   [ -n "$id" ] || { printf '  no PostgreSQL node is running\n'; return 0; }
   docker exec -u postgres "$id" repmgr -f /etc/pgha/repmgr.conf cluster show --compact 2>/dev/null | sed 's/^/  /' \
     || printf '  repmgr cluster show failed\n'
-  printf '  Pgpool-II (db) nodes:\n'
-  docker exec -u postgres "$id" psql -X -h db -U "${REPMGR_USERNAME:-repmgr}" -d postgres -c 'SHOW pool_nodes' 2>/dev/null \
-    | awk -F'|' 'NR > 2 && NF > 8 { gsub(/ /, ""); printf "    %s %s, %s\n", $2, $4, $7 }' \
-    || printf '    (Pgpool-II did not answer)\n'
+  local pool shown=0
+  for pool in $(docker ps -q --filter label=com.docker.swarm.service.name=postgres_db); do
+    printf '  Pgpool-II (db) instance %s, its nodes:\n' "$pool"
+    docker exec -u postgres "$pool" timeout 5 psql -X -h 127.0.0.1 -U "${REPMGR_USERNAME:-repmgr}" -d postgres -c 'SHOW pool_nodes' 2>/dev/null \
+      | awk -F'|' 'NR > 2 && NF > 8 { gsub(/ /, ""); printf "    %s %s, %s\n", $2, $4, $7 }' | grep . \
+      || printf '    (this instance did not answer)\n'
+    shown=$((shown + 1))
+  done
+  [ "$shown" -gt 0 ] || printf '  no Pgpool-II (db) instance is running\n'
   printf '  replication (on the primary):\n'
   docker exec -u postgres "$id" psql -X -h pg-haproxy -d postgres -At -F ' ' -c \
     "SELECT '    ' || application_name, state, sync_state, 'replay lag ' || coalesce(replay_lag::text, '0') FROM pg_stat_replication" \

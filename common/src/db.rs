@@ -3,9 +3,16 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use tokio_postgres::config::LoadBalanceHosts;
 use tokio_postgres::{Client, NoTls};
 
 use crate::config::{Env, Secret};
+
+/// Longest wait for one address to accept the TCP connection. `db` names
+/// several Pgpool-II instances; one that died must cost a client this long,
+/// not its whole `timeout`, before it tries the next. A live server's kernel
+/// answers within milliseconds, however busy the server is.
+const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Where PostgreSQL is and how to log in.
 #[derive(Debug, Clone)]
@@ -39,7 +46,9 @@ impl PgConfig {
     }
 
     /// Opens a connection; `application_name` shows in `pg_stat_activity`.
-    /// The host name is resolved anew on every call.
+    /// The host name is resolved anew on every call, and its addresses are
+    /// tried in random order until one lets the client in (the resolver
+    /// may sort them, which would send every client to the same instance).
     pub async fn connect(&self, application_name: &str) -> anyhow::Result<Client> {
         let mut config = tokio_postgres::Config::new();
         config
@@ -48,7 +57,8 @@ impl PgConfig {
             .user(&self.user)
             .dbname(&self.database)
             .application_name(application_name)
-            .connect_timeout(self.timeout)
+            .load_balance_hosts(LoadBalanceHosts::Random)
+            .connect_timeout(self.timeout.min(TCP_CONNECT_TIMEOUT))
             .keepalives_idle(Duration::from_secs(10));
         if !self.password.expose().is_empty() {
             config.password(self.password.expose());

@@ -48,7 +48,8 @@ tier_primary() {
 
 # Whole: one primary streaming to both standbys, repmgrd and the failover
 # watcher on every node, repmgr's metadata naming that primary, and
-# Pgpool-II with all three nodes up and that primary as its own.
+# every Pgpool-II instance with all three nodes up and that primary as its
+# own.
 tier_whole_once() {
   local p
   p=$(tier_primary)
@@ -56,7 +57,7 @@ tier_whole_once() {
   [ "$(node_psql "${p#pg-}" -c "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'" 2>/dev/null)" = 2 ] || return 1
   watchers_everywhere || return 1
   [ "$(node_psql "${p#pg-}" -d repmgr -c "SELECT string_agg(node_name, ',') FROM repmgr.nodes WHERE type = 'primary' AND active" 2>/dev/null)" = "$p" ] || return 1
-  [ "$(pool_nodes | awk -v p="$p" '$2 == "up" { up++ } $3 == "primary" && $2 == "up" { prim = $1 } END { print up + 0, prim }')" = "3 $p" ]
+  pools_name "$p"
 }
 tier_whole() {
   for _ in $(seq 1 180); do
@@ -69,12 +70,13 @@ tier_whole() {
 # The vote queue lives in Redis.
 tier_drained() { queue_drained; }
 
-# One sample of every node: "ms WRITERS pg-1=ROLE pg-2=ROLE pg-3=ROLE"
-# (see writers_of: above 1 is wrong).
+# One sample of every node and every Pgpool-II instance: "ms WRITERS
+# pg-1=ROLE pg-2=ROLE pg-3=ROLE pools=P1,P2" (see writers_of: above 1 is
+# wrong; pool_routes reads the rest).
 tier_sample() {
   local roles
   roles=$(node_roles | tr '\n' ' ')
-  printf '%s %s %s\n' "$(now_ms)" "$(writers_of "$roles")" "$roles" >>"$1"
+  printf '%s %s %s%s\n' "$(now_ms)" "$(writers_of "$roles")" "$roles" "$(pool_primaries)" >>"$1"
 }
 
 tier_fault_wait_s() {
@@ -155,9 +157,11 @@ fault_break_new_primary() {
 }
 
 main() {
-  local seed=${SEED:-$((RANDOM * 32768 + RANDOM))}
+  local seed=${SEED:-$((RANDOM * 32768 + RANDOM))} stale split_
   export SWEEP_FROM_MS=${SWEEP_FROM_MS:-2000} SWEEP_TO_MS=${SWEEP_TO_MS:-30000} SWEEP_STEP_MS=${SWEEP_STEP_MS:-500}
   harness postgres "$seed" "${COUNT:-6}" "${KINDS:-$ALL_KINDS}"
+  read -r stale split_ < <(pool_routes "$FAULT_ARTIFACTS/samples" 2>/dev/null || echo "? ?")
+  echo "    Pgpool-II: an instance routed writes to a superseded primary in $stale of $(wc -l <"$FAULT_ARTIFACTS/samples") samples; two instances named two running primaries in $split_ (shown, not asserted)"
   [ -z "${RECORD:-}" ] || record_results postgres "$seed" "${KINDS:-$ALL_KINDS}"
   report "fault harness (postgres)" "seed $seed; rows in $FAULT_ARTIFACTS/rows.txt"
 }
