@@ -111,21 +111,32 @@ pcp() { # <pcp command> <backend index>
 # Since when (epoch seconds) each backend has been seen streaming while
 # Pgpool-II kept it detached: the observation `pgha pool` gets as seconds.
 declare -A DETACHED_STREAMING_SINCE=()
-# Every 2 s: Pgpool-II's view of each backend (pcp_node_info) and each
-# node's own word go to `pgha pool`, which names one change (the rules and
+SEEN_DIR=$(mktemp -d)
+# Every 2 s, and every 1 s while a node does not answer (a failover may be
+# under way, and each second counts): Pgpool-II's view of each backend
+# (pcp_node_info) and each node's own word go to `pgha pool`, which names one change (the rules and
 # why are in pgha::pool: Pgpool-II routes writes only to the primary the
 # tier's rule names); this runs it with pcp.
 reconcile() {
-    local -a hosts info lines
+    local -a hosts info lines asking=()
     local i out seen input="" answer action node why
     IFS=', ' read -r -a hosts <<<"$PGPOOL_BACKENDS"
+    NAP=2
+    # Asked all at once: a frozen node keeps each question waiting for its
+    # timeout, and one round must not wait for them one after the other.
+    for i in "${!hosts[@]}"; do
+        backend_seen "${hosts[$i]}" >"$SEEN_DIR/$i" &
+        asking+=("$!")
+    done
     out=$(timeout 5 pcp_node_info -h localhost -p 9898 -U "$PGPOOL_ADMIN_USERNAME" -w 2>/dev/null || true)
+    wait "${asking[@]}" || true
     [[ -n $out ]] || return 0 # pcp not ready (or a failover is in progress)
     mapfile -t lines <<<"$out"
     ((${#lines[@]} == ${#hosts[@]})) || return 0
     for i in "${!hosts[@]}"; do
         read -r -a info <<<"${lines[$i]}"
-        seen=$(backend_seen "${hosts[$i]}")
+        seen=$(<"$SEEN_DIR/$i")
+        [[ $seen != down ]] || NAP=1
         if [[ $seen == streaming && ${info[4]:-} == down ]]; then
             : "${DETACHED_STREAMING_SINCE[$i]:=$EPOCHSECONDS}"
             seen+=" $((EPOCHSECONDS - DETACHED_STREAMING_SINCE[$i]))"
@@ -156,8 +167,9 @@ reconcile() {
     log "pgha pool named $node, not a backend ($PGPOOL_BACKENDS); no change"
 }
 
+NAP=2
 while kill -0 "$PGPOOL_PID" 2>/dev/null; do
-    nap 2
+    nap "$NAP"
     if [[ $PGPOOL_AUTO_ATTACH == on ]]; then reconcile || true; fi
 done
 wait "$PGPOOL_PID" || true

@@ -42,7 +42,9 @@
 //! 3. Several primaries on the newest timeline: no rule can choose; nothing
 //!    about the primary changes.
 //! 4. A standby that streams but Pgpool-II kept detached for
-//!    [`ATTACH_AFTER_S`]: attach it (`auto_failback` should have).
+//!    [`ATTACH_AFTER_S`]: attach it. Pgpool-II's own `auto_failback` is
+//!    off: it needs the `sr_check` worker, which waits on a frozen node
+//!    while holding the lock Pgpool-II's primary search needs.
 
 use std::fmt;
 
@@ -53,8 +55,10 @@ use crate::partners::check_name;
 use crate::rules::{self, Data, NodeState, Primary, Running};
 use crate::Lsn;
 
-/// Seconds a streaming standby may stay detached before it is attached.
-pub const ATTACH_AFTER_S: u64 = 20;
+/// Seconds a standby must have streamed while detached before it is
+/// attached: two rounds, so that a standby that streamed for a moment
+/// before its WAL receiver broke again is not attached.
+pub const ATTACH_AFTER_S: u64 = 4;
 
 /// A node's own word on its role, asked directly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -69,13 +69,13 @@ fn every_story_gets_its_action() {
             ("none", ""),
         ),
         (
-            "a standby streaming but detached for 19 s: auto_failback may still",
-            "node pg-1 up primary primary 1\nnode pg-2 down standby streaming 19\nnode pg-3 up standby streaming 0\n",
+            "a standby streaming but detached for 3 s: not yet",
+            "node pg-1 up primary primary 1\nnode pg-2 down standby streaming 3\nnode pg-3 up standby streaming 0\n",
             ("none", ""),
         ),
         (
-            "a standby streaming but detached for 20 s: attached",
-            "node pg-1 up primary primary 1\nnode pg-2 down standby streaming 20\nnode pg-3 up standby streaming 0\n",
+            "a standby streaming but detached for 4 s: attached",
+            "node pg-1 up primary primary 1\nnode pg-2 down standby streaming 4\nnode pg-3 up standby streaming 0\n",
             ("attach", "pg-2"),
         ),
         (
