@@ -93,10 +93,12 @@ log "pgpool started (pid $PGPOOL_PID)"
 
 # A node's own word on its role, for `pgha pool` (see pgha::pool): "primary
 # TIMELINE" (the timeline it writes on, from its current WAL file),
-# "streaming", "standby" or "down".
+# "streaming", "standby" or "down" (no answer within 1.5 s: at worst a
+# live node counts as down for a round, and the rule then changes nothing
+# about it).
 backend_seen() { # <host>
     local r
-    r=$(timeout 5 psql -X -qAt "host=$1 port=5432 user=$REPMGR_USERNAME dbname=postgres connect_timeout=2" \
+    r=$(timeout 1.5 psql -X -qAt "host=$1 port=5432 user=$REPMGR_USERNAME dbname=postgres connect_timeout=2" \
         -c "SELECT CASE WHEN NOT pg_is_in_recovery()
                         THEN 'primary ' || ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int
                         WHEN EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming') THEN 'streaming'
@@ -111,6 +113,8 @@ pcp() { # <pcp command> <backend index>
 # Since when (epoch seconds) each backend has been seen streaming while
 # Pgpool-II kept it detached: the observation `pgha pool` gets as seconds.
 declare -A DETACHED_STREAMING_SINCE=()
+# Pgpool-II's last word on each backend (a pcp_node_info line).
+declare -A POOL_SAID=()
 SEEN_DIR=$(mktemp -d)
 # Every 2 s, and every 1 s while a node does not answer (a failover may be
 # under way, and each second counts): Pgpool-II's view of each backend
@@ -118,24 +122,31 @@ SEEN_DIR=$(mktemp -d)
 # why are in pgha::pool: Pgpool-II routes writes only to the primary the
 # tier's rule names); this runs it with pcp.
 reconcile() {
-    local -a hosts info lines asking=()
-    local i out seen input="" answer action node why
+    local -a hosts info asking=()
+    local i line seen input="" answer action node why
     IFS=', ' read -r -a hosts <<<"$PGPOOL_BACKENDS"
     NAP=2
-    # Asked all at once: a frozen node keeps each question waiting for its
-    # timeout, and one round must not wait for them one after the other.
+    # Asked all at once, and Pgpool-II one node at a time: a frozen node
+    # keeps each question about it waiting for its timeout (pcp_node_info
+    # asks the node too, and waited about 3 s), and the others must not
+    # wait for it.
     for i in "${!hosts[@]}"; do
         backend_seen "${hosts[$i]}" >"$SEEN_DIR/$i" &
         asking+=("$!")
+        timeout 1.5 pcp_node_info -h localhost -p 9898 -U "$PGPOOL_ADMIN_USERNAME" -w -n "$i" >"$SEEN_DIR/pool.$i" 2>/dev/null &
+        asking+=("$!")
     done
-    out=$(timeout 5 pcp_node_info -h localhost -p 9898 -U "$PGPOOL_ADMIN_USERNAME" -w 2>/dev/null || true)
     wait "${asking[@]}" || true
-    [[ -n $out ]] || return 0 # pcp not ready (or a failover is in progress)
-    mapfile -t lines <<<"$out"
-    ((${#lines[@]} == ${#hosts[@]})) || return 0
     for i in "${!hosts[@]}"; do
-        read -r -a info <<<"${lines[$i]}"
+        line=$(<"$SEEN_DIR/pool.$i")
         seen=$(<"$SEEN_DIR/$i")
+        # Pgpool-II's word on a node that does not answer may come too late:
+        # its word of the round before stands in (at worst a detach of a
+        # node already detached, which Pgpool-II refuses at once).
+        if [[ -z $line && $seen == down ]]; then line=${POOL_SAID[$i]:-}; fi
+        [[ -n $line ]] || return 0 # pcp not ready (or a failover is in progress)
+        POOL_SAID[$i]=$line
+        read -r -a info <<<"$line"
         [[ $seen != down ]] || NAP=1
         if [[ $seen == streaming && ${info[4]:-} == down ]]; then
             : "${DETACHED_STREAMING_SINCE[$i]:=$EPOCHSECONDS}"
