@@ -52,6 +52,16 @@ reached() {
 statuses() {
   stats_csv | awk -F, '$1 == "postgres_primary" && $2 ~ /^pg-/ { printf "%s=%s ", $2, $18 }' | sed 's/ $//'
 }
+# Succeeds once the proxy's log holds $1 (polled up to 5 s: the log is
+# read through Docker); else shows the guard's lines and fails.
+guard_logged() {
+  for _ in $(seq 1 25); do
+    docker logs "$PROXY" 2>&1 | grep -qF "$1" && return 0
+    sleep 0.2
+  done
+  docker logs "$PROXY" 2>&1 | grep -E 'primary-guard|drain' | tail -n 12 | sed 's/^/      /'
+  return 1
+}
 # Waits up to $2 s until statuses match regex $1.
 wait_for() {
   for _ in $(seq 1 $(($2 * 5))); do
@@ -89,8 +99,7 @@ main() {
   check "...and the client already connected to pg-1 is cut off" test "$cut" = yes
   kill "$client" 2>/dev/null || true
   check "...and a client reaches no node (reached '$(reached)')" test -z "$(reached)"
-  check "...and pg-haproxy says why in its log" \
-    eval 'docker logs "$PROXY" 2>&1 | grep -q "pg-1 pg-2 all pass the primary check"'
+  check "...and pg-haproxy says why in its log" guard_logged "pg-1 pg-2 all pass the primary check"
 
   answer pg-1 503
   wait_for 'pg-1=DOWN' 20 || true
