@@ -8,7 +8,8 @@
  *      the server's own error while it does not;
  *   2. take the install lock, so that of replicas starting together exactly
  *      one installs;
- *   3. install the site when it is not installed (title, admin user and
+ *   3. install the site when it is not installed, or installed without a
+ *      user (an install that died part way: dropped first; title, admin user and
  *      e-mail from WP_TITLE, WP_ADMIN_USER, WP_ADMIN_EMAIL, password from
  *      WP_ADMIN_PASSWORD_FILE), or upgrade its tables when this image's
  *      WordPress is newer than the database; otherwise do nothing;
@@ -210,11 +211,48 @@ function install_settings(string $url_host): array
     return $settings;
 }
 
+/** The number of users, or 0 when the users table cannot be read. */
+function user_count(): int
+{
+    global $wpdb;
+    try {
+        return (int) $wpdb->get_var("SELECT COUNT(*) FROM $wpdb->users");
+    } catch (Throwable $e) {
+        return 0;
+    }
+}
+
+/**
+ * An install that died part way (its connection to the database lost) left
+ * the options that make WordPress call the site installed, but no admin
+ * user: every replica then served a site nobody can log in to. Such a site
+ * holds nothing (the admin user is the install's first row of users and no
+ * one could have written since), so its tables go, all but the install
+ * lock's, and the install runs again.
+ */
+function drop_unfinished_install(string $lock_table): void
+{
+    global $wpdb, $table_prefix;
+    $tables = $wpdb->get_col($wpdb->prepare('SHOW TABLES LIKE %s', $wpdb->esc_like($table_prefix) . '%'));
+    say('the site looks installed but has no user (an install that did not finish): dropping its '
+        . (count($tables) - 1) . ' tables and installing again');
+    foreach ($tables as $table) {
+        if ($table !== $lock_table) {
+            $wpdb->query("DROP TABLE IF EXISTS `$table`");
+        }
+    }
+    wp_cache_flush();
+}
+
 /** Installs the site, unless installed; upgrades its tables when needed. */
-function install_or_upgrade(string $url_host): void
+function install_or_upgrade(string $url_host, string $lock_table): void
 {
     global $wp_db_version, $wp_rewrite;
     wp_cache_delete('is_blog_installed');
+    if (is_blog_installed() && user_count() === 0) {
+        drop_unfinished_install($lock_table);
+        wp_cache_delete('is_blog_installed');
+    }
     if (is_blog_installed()) {
         $have = (int) get_option('db_version');
         if ($have < $wp_db_version) {
@@ -257,7 +295,7 @@ try {
 prepare_wordpress($url_host);
 require_once WORDPRESS_DIR . '/wp-load.php';
 require_once ABSPATH . 'wp-admin/includes/upgrade.php';
-install_or_upgrade($url_host);
+install_or_upgrade($url_host, $table_prefix . LOCK_TABLE_SUFFIX);
 $lock->rollback(); // releases the lock; the transaction wrote nothing
 $lock->close();
 exit(0);
