@@ -118,9 +118,9 @@ declare -A POOL_SAID=()
 SEEN_DIR=$(mktemp -d)
 # Every 2 s, and every 1 s while a node does not answer (a failover may be
 # under way, and each second counts): Pgpool-II's view of each backend
-# (pcp_node_info) and each node's own word go to `pgha pool`, which names one change (the rules and
-# why are in pgha::pool: Pgpool-II routes writes only to the primary the
-# tier's rule names); this runs it with pcp.
+# (pcp_node_info) and each node's own word go to `pgha pool`, which names
+# one change (rules and reasons in pgha::pool: Pgpool-II routes writes only
+# to the primary the tier's rule names); this runs it with pcp.
 reconcile() {
     local -a hosts info asking=()
     local i line seen input="" answer action node why

@@ -10,7 +10,6 @@ pub mod lines;
 pub mod lsn;
 pub mod partners;
 pub mod pool;
-pub mod roles;
 pub mod rules;
 pub mod start;
 pub mod supervise;

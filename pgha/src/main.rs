@@ -10,8 +10,6 @@
 //!       "discards RECORDS", "keep-aside RECORDS COMMITS" or "alarm RECORDS COMMITS"
 //!   pgha before-promote  < what the promote step saw (see pgha::partners)
 //!       "go", "wait REASON" or "refuse REASON"
-//!   pgha primary  < each node's role as a proxy saw it (see pgha::roles)
-//!       "one NAME", "none" or "ambiguous NAME NAME..."
 //!   pgha pool  < Pgpool-II's view of each backend and the node's own (see pgha::pool)
 //!       "none [WHY]", "detach NAME WHY", "attach NAME WHY" or "promote NAME WHY"
 //!   pgha start  < what a starting node observed (see pgha::start)
@@ -38,10 +36,10 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use pgha::galera::{self, Nomination};
-use pgha::rules::{self, BeforeRewind, Primary, Promote};
+use pgha::rules::{self, BeforeRewind, Promote};
 use pgha::{failover, lines, start, supervise, waldump, Lsn};
 
-const USAGE: &str = "usage: pgha fork-point --timeline N < HISTORY\n       pgha before-rewind --was primary|standby --from LSN < WALDUMP\n       pgha before-promote < PARTNERS\n       pgha primary < ROLES\n       pgha pool < BACKENDS\n       pgha start < OBSERVED\n       pgha fence < PARTNERS\n       pgha stray < OBSERVED\n       pgha failover < OBSERVED\n       pgha galera-nominate --nodes A,B,C --waited S --majority-after S --first-node NAME --cluster-name NAME < STATES";
+const USAGE: &str = "usage: pgha fork-point --timeline N < HISTORY\n       pgha before-rewind --was primary|standby --from LSN < WALDUMP\n       pgha before-promote < PARTNERS\n       pgha pool < BACKENDS\n       pgha start < OBSERVED\n       pgha fence < PARTNERS\n       pgha stray < OBSERVED\n       pgha failover < OBSERVED\n       pgha galera-nominate --nodes A,B,C --waited S --majority-after S --first-node NAME --cluster-name NAME < STATES";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -113,16 +111,6 @@ fn run(args: Vec<String>) -> anyhow::Result<String> {
                 Promote::Go => "go".to_owned(),
                 Promote::Wait(why) => format!("wait {why}"),
                 Promote::Refuse(why) => format!("refuse {why}"),
-            })
-        }
-        "primary" => {
-            std::io::stdin()
-                .read_to_string(&mut input)
-                .context("reading the nodes' roles")?;
-            Ok(match rules::primary(&pgha::roles::parse(&input)?) {
-                Primary::One(name) => format!("one {name}"),
-                Primary::None => "none".to_owned(),
-                Primary::Ambiguous(names) => format!("ambiguous {}", names.join(" ")),
             })
         }
         "pool" => {

@@ -28,7 +28,7 @@ fn a_superseded_primary_fences_itself() {
             "fence pg-2 is the primary on a newer timeline (5 > 3): this node was superseded",
         ),
         (
-            // The proxies route to neither (pgha primary: ambiguous).
+            // The proxies route to neither (rules::primary: ambiguous).
             "another primary on the same timeline: no rule can tell which is newer",
             "me 3\npartner pg-2 primary 3\npartner pg-3 standby\n",
             "stay",

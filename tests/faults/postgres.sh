@@ -25,7 +25,8 @@
 #                           attached to it could confirm its commits)
 #   break-new-primary       the primary frozen until another node is promoted,
 #                           then that new primary killed at once
-#   pgpool-restart          Pgpool-II's container killed (Swarm restarts it)
+#   pgpool-restart          one of the two Pgpool-II containers killed (Swarm
+#                           restarts it; the other serves on)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 # shellcheck source=tests/lib.sh
