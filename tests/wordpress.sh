@@ -6,13 +6,16 @@
 # Parts: site (pages, a post published in Chromium, read through both
 # replicas), writer (the writer node killed while posts are published), all
 # (every node killed at once), isolate (one node cut off the network),
-# bad-input (wrong password, a volume of another cluster).
+# bad-input (wrong password, an install that died part way, a volume of
+# another cluster).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=tests/lib.sh
 source tests/lib.sh
 
 readonly RESULTS="$ARTIFACTS/wordpress.txt"
+# The table prefix of the one-off site of unfinished_install.
+readonly UNFINISHED_PREFIX=t_unfinished_
 readonly NODES=(mariadb-1 mariadb-2 mariadb-3)
 JAR="$ARTIFACTS/wp-cookies.txt"
 
@@ -227,7 +230,57 @@ part_bad_input() {
   docker rm -f swarmvote-test-wp-wrongpass >/dev/null
   rm -rf "$secret"
   check "...and the site is untouched" test "$(wp / -o /dev/null -w '%{http_code}' || true)" = 200
+  unfinished_install
   foreign_volume mariadb-3
+}
+
+# A one-off WordPress replica of the deployed image on the cluster, with its
+# own table prefix (so the real site is untouched), named $1; runs detached.
+one_off_wordpress() {
+  local name=$1 image secret
+  image=$(docker service inspect --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}' wordpress_wordpress)
+  mkdir -p "$ARTIFACTS/$name.secrets"
+  secret=$(cd "$ARTIFACTS/$name.secrets" && pwd)
+  cp .secrets/mariadb_password "$secret/db"
+  cp .secrets/wordpress_keys "$secret/keys"
+  cp .secrets/wp_admin_password "$secret/admin"
+  chmod 0755 "$secret" && chmod 0644 "$secret"/*
+  docker rm -f "$name" >/dev/null 2>&1 || true
+  docker run -d --name "$name" --network mariadb_galera-network -e WORDPRESS_TABLE_PREFIX="$UNFINISHED_PREFIX" \
+    -e WP_URL="https://wp.localhost:$HTTPS" -e WORDPRESS_DB_HOST=mariadb -e WORDPRESS_DB_PASSWORD_FILE=/s/db \
+    -e WORDPRESS_KEYS_FILE=/s/keys -e WP_ADMIN_PASSWORD_FILE=/s/admin -v "$secret:/s:ro" "$image" >/dev/null
+}
+# Waits (up to 120 s) until container $1 logged a line matching $2.
+logged_within() {
+  local _
+  for _ in $(seq 1 120); do
+    docker logs "$1" 2>&1 | grep -q "$2" && return 0
+    sleep 1
+  done
+  return 1
+}
+
+# An install that died part way (WordPress counts the site installed, but
+# its admin user was never written) is dropped and run again: a one-off
+# replica installs a site of its own, its users are deleted, and the next
+# replica must drop that site's tables and install it again.
+unfinished_install() {
+  local name=swarmvote-test-wp-unfinished tables t
+  one_off_wordpress "$name"
+  check "a one-off replica installs a site of its own (prefix $UNFINISHED_PREFIX)" logged_within "$name" 'installed the site at'
+  docker rm -f "$name" >/dev/null
+  node_sql mariadb-1 "DELETE FROM ${UNFINISHED_PREFIX}users" || true
+  one_off_wordpress "$name"
+  check "a site installed without a user is dropped and installed again" logged_within "$name" 'has no user (an install that did not finish): dropping'
+  check "...and installed again, with its admin user" logged_within "$name" 'installed the site at'
+  check "...one admin user ($(node_sql mariadb-1 "SELECT count(*) FROM ${UNFINISHED_PREFIX}users" || echo none))" \
+    test "$(node_sql mariadb-1 "SELECT count(*) FROM ${UNFINISHED_PREFIX}users" || true)" = 1
+  docker logs "$name" >"$ARTIFACTS/wordpress-unfinished.log" 2>&1 || true
+  docker rm -f "$name" >/dev/null
+  tables=$(node_sql mariadb-1 "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name LIKE '${UNFINISHED_PREFIX//_/\\_}%'" || true)
+  for t in $tables; do node_sql mariadb-1 "DROP TABLE \`$t\`" || true; done
+  rm -rf "$ARTIFACTS/$name.secrets"
+  check "...and the real site is untouched" test "$(wp / -o /dev/null -w '%{http_code}' || true)" = 200
 }
 
 # Node $1's volume is made another cluster's (same name, another state
