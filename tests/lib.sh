@@ -167,6 +167,22 @@ thaw_cgroup() {
   done
 }
 
+# throttle_disk ID BPS IOPS: limits container ID's reads and writes on the
+# disk that holds Docker's volumes to BPS bytes and IOPS operations a
+# second (cgroup v1 blkio throttling, which holds the writes of fsync, as
+# Redis's AOF and PostgreSQL's WAL do; 0 0 lifts the limit).
+throttle_disk() {
+  local dir dev f
+  dir=$(compgen -G "/sys/fs/cgroup/blkio/docker/$(docker inspect --format '{{.Id}}' "$1")" \
+    || compgen -G "/sys/fs/cgroup/blkio/system.slice/docker-$(docker inspect --format '{{.Id}}' "$1").scope") \
+    || { echo "no blkio cgroup for container $1 (cgroup v1 only)" >&2; return 1; }
+  dev=$(findmnt -no MAJ:MIN -T /var/lib/docker | head -n 1)
+  # A partition's limit goes on its disk.
+  [ -e "/sys/dev/block/$dev/partition" ] && dev=$(cat "/sys/dev/block/$dev/../dev")
+  for f in read_bps_device write_bps_device; do echo "$dev $2" >"$dir/blkio.throttle.$f"; done
+  for f in read_iops_device write_iops_device; do echo "$dev $3" >"$dir/blkio.throttle.$f"; done
+}
+
 # Drops every packet in and out of the container's network namespace but
 # loopback: a partition, as when a host's network fails. (docker network
 # disconnect/connect does not serve: the reconnected task is left out of

@@ -99,6 +99,11 @@ damaged_copy_fails() {
     grep -q 'lost 1 / wrong 1$' <<<"$out"
 }
 
+# The most writers any sample of file $1 counted ("ms writers ..." lines).
+most_writers() {
+  awk 'BEGIN { m = 0 } $2 > m { m = $2 } END { print m }' "$1" 2>/dev/null || echo '?'
+}
+
 # Samples the tier every ~0.3 s into $1 until file $2 exists.
 sample_loop() {
   while [ ! -e "$2" ]; do
@@ -171,7 +176,7 @@ harness() {
   audit_every_node "$FAULT_ARTIFACTS"
   local samples worst
   samples=$(wc -l <"$FAULT_ARTIFACTS/samples" 2>/dev/null || echo 0)
-  worst=$(awk 'BEGIN { m = 0 } $2 > m { m = $2 } END { print m }' "$FAULT_ARTIFACTS/samples" 2>/dev/null || echo '?')
+  worst=$(most_writers "$FAULT_ARTIFACTS/samples")
   check "never more than one writer across every proxy and node ($samples samples, most $worst)" \
     test "$samples" -gt 0 -a "$worst" -le 1
   local not_met
