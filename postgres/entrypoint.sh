@@ -61,6 +61,7 @@ KEEP_ASIDE_MAX=${KEEP_ASIDE_MAX:-3}
 
 CONF_DIR=/etc/pgha
 RUN_DIR=/run/pgha
+PG_LOG_FIFO=$RUN_DIR/postgres-log.fifo
 SECRETS_DIR=$RUN_DIR/secrets
 STATE_FILE=$RUN_DIR/state
 REPMGR_CONF=$CONF_DIR/repmgr.conf
@@ -186,6 +187,10 @@ host    replication  $REPMGR_USERNAME  all  scram-sha-256
 host    all          all         all       scram-sha-256
 EOF
 
+    # When repmgr starts postgres itself (node rejoin, standby follow), it
+    # reads its output through a pipe it then closes: that server's log was
+    # lost. It goes to the container's log instead (relay_pg_log).
+    local pg_log=$PG_LOG_FIFO
     # repmgrd only monitors (failover=manual): the failover watcher decides
     # (watch_failover). Its own election replaced a hung primary after 16 s,
     # sometimes never, and faster detection made it cancel itself (a sibling
@@ -213,6 +218,8 @@ primary_visibility_consensus=true
 promote_check_timeout=30
 standby_follow_timeout=30
 repmgrd_pid_file='$RUN_DIR/repmgrd.pid'
+service_start_command='$PGBIN/pg_ctl -w -t 300 -D $PGDATA -l $pg_log start'
+service_restart_command='$PGBIN/pg_ctl -w -t 300 -D $PGDATA -m fast -l $pg_log restart'
 EOF
 }
 
@@ -1027,9 +1034,20 @@ wait_local_record() {
     log "WARNING: repmgr record of node $NODE_ID not visible locally after 30 s; starting repmgrd anyway"
 }
 
+# Relays whatever postgres servers that repmgr starts write into the FIFO
+# PG_LOG_FIFO (repmgr's service commands, see write_configs) to this
+# container's log, for the container's life. (/proc/PID/fd/2 of this script
+# cannot serve: gosu left it undumpable, so its fds are root's.)
+relay_pg_log() {
+    rm -f "$PG_LOG_FIFO"
+    mkfifo -m 0600 "$PG_LOG_FIFO"
+    (while :; do cat "$PG_LOG_FIFO" >&2 || sleep 1; done) &
+}
+
 main() {
     log "starting node $NODE_NAME (id $NODE_ID), partners: ${PEERS[*]}"
     set_state starting
+    relay_pg_log
     write_pgpass
     write_configs
     start_http
