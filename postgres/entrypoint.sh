@@ -579,6 +579,15 @@ rejoin_to() { # <primary host>
     set_state rejoining
     ensure_clean_shutdown || true
     check_past_fork "$primary"
+    # pg_rewind takes the source's timeline from its control file, which a
+    # newly promoted primary updates only when its first checkpoint after the
+    # promotion completes (a spread one: minutes). Before that, pg_rewind
+    # sees both on one timeline and rewinds nothing, and this node can never
+    # stream (seen: repmgr then waited its 60 s and the node was cloned
+    # again). So the primary checkpoints first.
+    if ! peer_sql "$primary" "CHECKPOINT" >/dev/null; then
+        log "CHECKPOINT on $primary failed; pg_rewind may find nothing to rewind (then this node is cloned)"
+    fi
     log "rejoining as standby of $primary (repmgr node rejoin --force-rewind)"
     if repmgr -f "$REPMGR_CONF" node rejoin -d "$(node_conninfo "$primary")" \
         --force-rewind --config-files=postgresql.conf --verbose; then
