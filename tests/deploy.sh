@@ -216,12 +216,29 @@ check "wordpress cannot reach PostgreSQL" refused wordpress_wordpress 'exec 3<>/
 check "vote cannot reach the Galera cluster" refused app_vote 'exec 3<>/dev/tcp/mariadb/3306'
 
 echo "deploy: a second run changes nothing"
+# Every service's spec version: a deploy that changes a service bumps it.
+service_versions() {
+  docker service ls -q | xargs docker service inspect --format '{{.Spec.Name}} {{.Version.Index}}' | sort
+}
+# The containers that were running in file $1 and no longer run, each with
+# how it ended (a task Swarm restarted by itself, not the deploy, shows here).
+replaced_containers() {
+  local id
+  docker ps -q | sort | comm -23 "$1" - | while read -r id; do
+    docker inspect --format '    {{.Name}}: {{.State.Status}}, exit {{.State.ExitCode}}, OOM-killed {{.State.OOMKilled}}, ended {{.State.FinishedAt}}{{with .State.Health}}{{range .Log}}; health {{.ExitCode}} {{printf "%.80q" .Output}}{{end}}{{end}}' \
+      "$id" 2>/dev/null || printf '    %s: removed\n' "$id"
+  done
+}
 docker ps -q | sort >"$ARTIFACTS/containers.before"
+service_versions >"$ARTIFACTS/services.before"
 started=$SECONDS
 check "second ./deploy.sh succeeds" bash -c "./deploy.sh >'$ARTIFACTS/deploy-again.log' 2>&1"
 echo "    (second run: $((SECONDS - started))s)"
-docker ps -q | sort >"$ARTIFACTS/containers.after"
-check "no container was replaced" diff -q "$ARTIFACTS/containers.before" "$ARTIFACTS/containers.after"
+service_versions >"$ARTIFACTS/services.after"
+check "no service was updated" diff "$ARTIFACTS/services.before" "$ARTIFACTS/services.after"
+replaced=$(replaced_containers "$ARTIFACTS/containers.before")
+check "no container was replaced or restarted meanwhile" test -z "$replaced"
+[ -z "$replaced" ] || printf '%s\n' "$replaced"
 check "status lists the services" bash -c "./deploy.sh status | grep -q 'app_vote.*2/2'"
 
 echo "deploy: rolling update of vote and result under load"
