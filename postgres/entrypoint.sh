@@ -84,7 +84,11 @@ for n in "${ALL_NODES[@]}"; do
     [[ -n $n && $n != "$NODE_NAME" ]] && PEERS+=("$n")
 done
 
-log() { printf '%s pgha[%s] %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$NODE_NAME" "$*" >&2; }
+# UTC to the millisecond (failover steps are a second or less apart), no fork.
+log() {
+    local t=$EPOCHREALTIME
+    TZ=UTC printf '%(%Y-%m-%dT%H:%M:%S)T.%sZ pgha[%s] %s\n' "${t%.*}" "${t:${#t}-6:3}" "$NODE_NAME" "$*" >&2
+}
 die() { log "FATAL: $*"; exit 1; }
 
 # sleep that lets the TERM trap run immediately
@@ -473,12 +477,10 @@ detach_partner() { # <host>
     fi
 }
 
-promote_after_check() {
-    local failed p seen verdict
+promote_after_check() { # <the failed primary: the upstream the watcher lost>
+    local failed=$1 p seen verdict
     trap - TERM INT # the node's stop handler belongs to the supervising process
-    failed=$(psql -X -qAt -h /var/run/postgresql -U postgres -d "$REPMGR_DATABASE" \
-        -c "SELECT node_name FROM repmgr.nodes WHERE type = 'primary' AND active AND node_id <> $NODE_ID" 2>/dev/null | head -n1 || true)
-    log "promote: the failover rule chose this node; the failed primary is ${failed:-unknown}"
+    log "promote: the failover rule chose this node; the failed primary is $failed"
     for p in "${PEERS[@]}"; do [[ $p == "$failed" ]] || detach_partner "$p"; done
     for _ in $(seq 1 12); do
         # (A failed local query leaves "me" empty: the rule refuses, and the
@@ -489,15 +491,22 @@ promote_after_check() {
         case $verdict in
         go)
             log "promote: $(tr '\n' ';' <<<"$seen") -> promoting"
-            if ! repmgr standby promote -f "$REPMGR_CONF" --log-to-file; then
-                verdict="refuse repmgr standby promote failed"
+            # pg_promote() itself, not `repmgr standby promote`: the rule
+            # has decided, and repmgr's own check of the failed primary
+            # (a connect timeout per attempt) and its 1 s polls took 3.4 s
+            # of a 10 s failover. pg_promote(true) returns once this node
+            # writes; claim_metadata then records it in repmgr's metadata.
+            if [[ $(timeout 40 psql -X -qAt -h /var/run/postgresql -U postgres -d postgres -c "SELECT pg_promote(true, 30)" 2>&1) != t ]]; then
+                verdict="refuse pg_promote() did not complete within 30 s"
                 break
             fi
+            log "promote: this node runs as primary"
             # The partners it detached stream from it at once: with ANY 1,
             # no commit completes until one does.
             for p in "${!DETACHED[@]}"; do
                 if point_at "$p" "$NODE_NAME"; then log "promote: pointed $p at this node"; else log "promote: could not point $p at this node (its watcher will follow)"; fi
             done
+            claim_metadata
             exit 0
             ;;
         wait*) nap 0.5 ;;
@@ -859,7 +868,7 @@ publish_watch() { # <upstream|none> <unseen> <running|promoting>
 # silent, it does not stop the decision.
 failover_partner_seen() { # <host>
     local p=$1 st tli recv up unseen w at now
-    st=$(peer_http "$p" /state 2)
+    st=$(peer_http "$p" /state 1)
     case $(kv in_recovery "$st") in
     f)
         tli=$(kv write_tli "$st")
@@ -874,8 +883,8 @@ failover_partner_seen() { # <host>
             return 0
         fi
         # A watcher that has not published for WATCH_STALE seconds (more
-        # than its slowest round: a 1 s nap, a 2 s probe of a hung primary
-        # while a hung partner's /state takes its 2 s, a slow local query),
+        # than its slowest round: a 1 s nap, a 1 s probe of a hung primary
+        # while a hung partner's /state takes its 1 s, a slow local query),
         # or a node not running (starting, rejoining, stopping), can neither
         # vouch nor be promoted. (3 s was less than a round: a frozen
         # primary was never replaced.)
@@ -953,16 +962,19 @@ watch_failover() {
         fi
         # Healthy (streaming from a primary it reached lately): the partners
         # are asked only every 10 s, for a newer primary elsewhere; else
-        # while the primary is probed (a frozen one takes the probe's 2 s,
-        # a frozen partner its /state's 2 s).
+        # while the primary is probed. A frozen primary takes the probe's
+        # 1 s, a frozen partner its /state's 1 s, so a round lasts about 2 s
+        # (with 2 s each, rounds of 3 s and more made a 6 s detection take
+        # 11 s). unseen is counted after the probe, so that its time counts.
         asked=no
         if [[ $streaming != t ]] || ((unseen + 3 >= FAILOVER_DETECT || tick % 10 == 0)); then
             for p in "${PEERS[@]}"; do failover_partner_seen "$p" >"$WATCH_FILE.$p" & done
             asked=yes
         fi
-        if [[ $upstream != none ]] && timeout 2 pg_isready -q -h "$upstream" -p "$PG_PORT" -t 2 2>/dev/null; then
+        if [[ $upstream != none ]] && timeout 1 pg_isready -q -h "$upstream" -p "$PG_PORT" -t 2 2>/dev/null; then
             last_seen=$EPOCHSECONDS
         fi
+        now=$EPOCHSECONDS
         unseen=$((now > last_seen ? now - last_seen : 0))
         publish_watch "$upstream" "$unseen" running
         if [[ $asked == no ]]; then
@@ -979,8 +991,16 @@ watch_failover() {
         case $action in
         follow) follow_now "$name" ;;
         promote)
+            # What it saw was gathered over the round; if this node was
+            # pointed at a new primary meanwhile (its primary_conninfo
+            # changed), its timeline and WAL are that primary's, newer than
+            # the partners' reports: it looks again instead.
+            if [[ $(local_sql "SELECT current_setting('primary_conninfo')" || true) != "$ci" ]]; then
+                log "failover: this node was pointed elsewhere during the round: looking again"
+                continue
+            fi
             publish_watch "$upstream" "$unseen" promoting
-            (promote_after_check) || log "failover: the promote step did not promote this node"
+            (promote_after_check "$upstream") || log "failover: the promote step did not promote this node"
             ;;
         esac
     done
@@ -1069,6 +1089,7 @@ main() {
 }
 
 case ${1:-} in
-promote) promote_after_check ;;
+# repmgr's promote_command; repmgrd only monitors (failover=manual).
+promote) die "promotions are decided by the failover watcher (pgha failover), not by repmgrd" ;;
 *) main "$@" ;;
 esac
