@@ -122,12 +122,13 @@ fault_cut_from_peers() {
   id=$(id_of "$1")
   # shellcheck disable=SC2046 # one name per word
   cut_from "$id" -I $(others_of "$1")
+  now_ms >"$FAULT_DIR/effective"
   sleep "$2"
   # shellcheck disable=SC2046
   cut_from "$id" -D $(others_of "$1")
 }
 fault_standby_freeze() { fault_freeze "$(standby_of "$1")" "$2"; }
-fault_pgpool_restart() { docker kill "$(container_of postgres_db)" >/dev/null; }
+fault_pgpool_restart() { docker kill "$(container_of postgres_db)" >/dev/null; now_ms >"$FAULT_DIR/effective"; }
 
 # Waits (60 s at most) until a node other than $1 runs as primary; prints it.
 promoted_other_than() {
