@@ -416,7 +416,10 @@ impl Replication {
                 Verdict::Wait { replicas } => return Ok(replicas),
                 Verdict::Refuse(why) => why,
             };
-            let Some(changes) = changes.as_mut() else {
+            // A fresh word in which a majority names another node will not
+            // change for this connection: waiting out the grace only held
+            // every vote queued behind it (2.5 s per batch after a failover).
+            let Some(changes) = changes.as_mut().filter(|_| !self.named_elsewhere(current)) else {
                 return Err(RecordError::Unsafe(why));
             };
             if !matches!(
@@ -426,6 +429,21 @@ impl Replication {
                 return Err(RecordError::Unsafe(why));
             }
         }
+    }
+
+    /// Whether a fresh word has a majority of the Sentinels naming a node
+    /// other than the one `current` writes to.
+    fn named_elsewhere(&self, current: &Current) -> bool {
+        let Some(observations) = &self.observations else {
+            return false;
+        };
+        let latest = observations.borrow().clone();
+        latest
+            .filter(|o| o.at.elapsed() <= MAX_AGE)
+            .is_some_and(|seen| {
+                sentinel::named_by_majority(&seen.sentinels)
+                    .is_some_and(|named| Some(named) != current.node.as_deref())
+            })
     }
 
     /// The rule applied to the latest observation, or the fixed count
