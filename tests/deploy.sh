@@ -216,12 +216,10 @@ check "wordpress cannot reach PostgreSQL" refused wordpress_wordpress 'exec 3<>/
 check "vote cannot reach the Galera cluster" refused app_vote 'exec 3<>/dev/tcp/mariadb/3306'
 
 echo "deploy: a second run changes nothing"
-# Every service's spec version: a deploy that changes a service bumps it.
-service_versions() {
-  docker service ls -q | xargs docker service inspect --format '{{.Spec.Name}} {{.Version.Index}}' | sort
-}
 # The containers that were running in file $1 and no longer run, each with
-# how it ended (a task Swarm restarted by itself, not the deploy, shows here).
+# how it ended: a task the deploy replaced, or one that ended by itself.
+# (Service versions cannot tell: a second stack deploy bumped all 21 of
+# them in a CI run, and restarted nothing.)
 replaced_containers() {
   local id
   docker ps -q | sort | comm -23 "$1" - | while read -r id; do
@@ -230,12 +228,9 @@ replaced_containers() {
   done
 }
 docker ps -q | sort >"$ARTIFACTS/containers.before"
-service_versions >"$ARTIFACTS/services.before"
 started=$SECONDS
 check "second ./deploy.sh succeeds" bash -c "./deploy.sh >'$ARTIFACTS/deploy-again.log' 2>&1"
 echo "    (second run: $((SECONDS - started))s)"
-service_versions >"$ARTIFACTS/services.after"
-check "no service was updated" diff "$ARTIFACTS/services.before" "$ARTIFACTS/services.after"
 replaced=$(replaced_containers "$ARTIFACTS/containers.before")
 check "no container was replaced or restarted meanwhile" test -z "$replaced"
 [ -z "$replaced" ] || printf '%s\n' "$replaced"
