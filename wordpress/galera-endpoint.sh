@@ -2,7 +2,8 @@
 # HTTP endpoint of a Galera node (one request per process, run by socat on
 # :9200 as the mysql user).
 #   GET /health  200 "ok" when this node may take queries: wsrep_local_state=4
-#                (Synced), wsrep_ready=ON, wsrep_cluster_status=Primary;
+#                (Synced) or 2 (Donor/Desynced), wsrep_ready=ON,
+#                wsrep_cluster_status=Primary;
 #                else 503 with the reason. HAProxy routes by it.
 #   GET /live    200 while the entrypoint is deliberately not running mysqld
 #                (waiting, recovering) or mysqld answers; the container
@@ -68,7 +69,11 @@ case $path in
     load_status
     [[ ${#STATUS[@]} -gt 0 ]] || respond 503 "Service Unavailable" "mysqld is not answering (phase: $(file phase))"$'\n'
     state=${STATUS[wsrep_local_state]:-} ready=${STATUS[wsrep_ready]:-} status=${STATUS[wsrep_cluster_status]:-}
-    if [[ $state == 4 && $ready == ON && $status == Primary ]]; then
+    # 2 is Donor/Desynced: a node sending a joiner its state by mariabackup
+    # keeps serving (the copy is taken online). Counted down, the writer
+    # left rotation whenever a node joined and HAProxy cut its sessions: a
+    # WordPress install under way at deploy time died part way.
+    if [[ ($state == 4 || $state == 2) && $ready == ON && $status == Primary ]]; then
         respond 200 OK $'ok\n'
     fi
     respond 503 "Service Unavailable" "not ready: wsrep_local_state=$state (${STATUS[wsrep_local_state_comment]:-}) wsrep_ready=$ready wsrep_cluster_status=$status"$'\n'
