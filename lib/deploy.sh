@@ -436,6 +436,13 @@ deploy_wordpress() {
 # Prints the answer (status line, headers, body) of GET $2 on Galera node
 # mariadb-$1's :9200 endpoint, asked inside its container; fails when it
 # does not run.
+# Whether Galera node $1 is Synced in the Primary component. Read from
+# /state: /health also passes a node donating its state (it may take
+# queries, but it is not Synced).
+galera_synced() {
+  local st
+  st=$(galera_http "$1" /state) && grep -qx 'local_state=4' <<<"$st" && grep -qx 'primary=1' <<<"$st"
+}
 galera_http() {
   local id
   id=$(docker ps -q --filter "label=com.docker.swarm.service.name=wordpress_mariadb-$1" | head -n 1)
@@ -450,7 +457,7 @@ wait_galera() {
   while :; do
     pending=""
     for n in 1 2 3; do
-      galera_http "$n" /health | head -n 1 | grep -q ' 200 ' || pending+="mariadb-$n "
+      galera_synced "$n" || pending+="mariadb-$n "
     done
     [ -z "$pending" ] && { step "the Galera cluster is whole (3 nodes Synced)"; return 0; }
     [ "$SECONDS" -lt "$deadline" ] || die "Galera nodes not Synced after ${DEPLOY_TIMEOUT}s: $pending(./deploy.sh status; ./deploy.sh logs mariadb-1)"

@@ -29,7 +29,11 @@ node_http() {
   [ -n "$id" ] || return 1
   docker exec "$id" bash -c "exec 3<>/dev/tcp/127.0.0.1/9200 && printf 'GET $1 HTTP/1.0\r\n\r\n' >&3 && cat <&3" 2>/dev/null | tr -d '\r'
 }
-synced() { node_http /health "$1" | head -n 1 | grep -q ' 200 '; }
+# Synced in the Primary component (/health also passes a donor).
+synced() {
+  local st
+  st=$(node_http /state "$1") && grep -qx 'local_state=4' <<<"$st" && grep -qx 'primary=1' <<<"$st"
+}
 
 # Waits (up to $1 seconds) until all three nodes are Synced in one Primary
 # component of size 3.
