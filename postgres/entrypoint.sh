@@ -940,9 +940,15 @@ SQL
     fi
 }
 
+# The host a primary_conninfo names, or none (repmgr quotes it, point_at
+# does not).
+conninfo_host() { # <primary_conninfo>
+    local host_re="(^|[[:space:]])host='?([a-z0-9._-]+)"
+    if [[ $1 =~ $host_re ]]; then echo "${BASH_REMATCH[2]}"; else echo none; fi
+}
+
 watch_failover() {
-    local upstream=none last_seen now unseen=0 r ci recv streaming seen verdict action name last="" tick=0 p asked
-    local host_re="(^|[[:space:]])host='?([a-z0-9._-]+)" # repmgr quotes it, follow_now does not
+    local upstream=none last_seen now unseen=0 r ci ci_now host recv streaming seen verdict action name last="" tick=0 p asked
     trap - TERM INT
     last_seen=$EPOCHSECONDS
     while true; do
@@ -957,8 +963,9 @@ watch_failover() {
             continue
         fi
         IFS='|' read -r _ recv streaming ci <<<"$r"
-        if [[ $ci =~ $host_re && ${BASH_REMATCH[2]} != "$upstream" ]]; then
-            upstream=${BASH_REMATCH[2]} last_seen=$now
+        host=$(conninfo_host "$ci")
+        if [[ $host != none && $host != "$upstream" ]]; then
+            upstream=$host last_seen=$now
         fi
         # Healthy (streaming from a primary it reached lately): the partners
         # are asked only every 10 s, for a newer primary elsewhere; else
@@ -982,7 +989,11 @@ watch_failover() {
             for p in "${PEERS[@]}"; do failover_partner_seen "$p" >"$WATCH_FILE.$p"; done
         fi
         wait
-        seen="me $NODE_NAME $(local_tli) ${recv:-0/0}"$'\n'"upstream $upstream unseen $unseen"$'\n'"detect $FAILOVER_DETECT"
+        # Whom primary_conninfo names now, against the round's start: a
+        # node re-pointed meanwhile looks again (pgha failover, rule 0).
+        ci_now=$(local_sql "SELECT current_setting('primary_conninfo')" || true)
+        seen="me $NODE_NAME $(local_tli) ${recv:-0/0}"$'\n'"upstream $upstream unseen $unseen"
+        seen+=$'\n'"pointed $(conninfo_host "$ci") $(conninfo_host "$ci_now")"$'\n'"detect $FAILOVER_DETECT"
         for p in "${PEERS[@]}"; do seen+=$'\n'$(<"$WATCH_FILE.$p"); done
         verdict=$(pgha failover <<<"$seen" 2>&1) || verdict="wait pgha failover failed: ${verdict//$'\n'/ }"
         read -r action name _ <<<"$verdict"
@@ -991,14 +1002,6 @@ watch_failover() {
         case $action in
         follow) follow_now "$name" ;;
         promote)
-            # What it saw was gathered over the round; if this node was
-            # pointed at a new primary meanwhile (its primary_conninfo
-            # changed), its timeline and WAL are that primary's, newer than
-            # the partners' reports: it looks again instead.
-            if [[ $(local_sql "SELECT current_setting('primary_conninfo')" || true) != "$ci" ]]; then
-                log "failover: this node was pointed elsewhere during the round: looking again"
-                continue
-            fi
             publish_watch "$upstream" "$unseen" promoting
             (promote_after_check "$upstream") || log "failover: the promote step did not promote this node"
             ;;

@@ -11,6 +11,7 @@
 //! ```text
 //! me pg-2 1 0/5000100
 //! upstream pg-1 unseen 7
+//! pointed pg-1 pg-1
 //! detect 6
 //! partner pg-1 silent
 //! partner pg-3 standby 1 0/50000D8 pg-1 6 running
@@ -22,6 +23,9 @@
 //! upstream NAME|none unseen S     the primary it follows (the last one its
 //!                                 primary_conninfo named) and the seconds
 //!                                 since it last reached it (0: just now)
+//! pointed FROM|none TO|none       the primary its primary_conninfo named
+//!                                 when the round began, and when it ended
+//!                                 (none: cleared by a promoter)
 //! detect S                        seconds unseen before a failover
 //! partner NAME silent             did not answer
 //! partner NAME primary TLI        runs as a primary, writing on TLI
@@ -36,6 +40,10 @@
 //! The answer: `ok`, `wait WHY`, `follow NAME WHY` or `promote WHY`.
 //!
 //! The rule, in order:
+//! 0. A node pointed elsewhere during the round looks again: what it saw
+//!    was gathered while it followed FROM, and its own timeline and WAL are
+//!    now TO's, newer than the partners' reports of it. (Acting on such a
+//!    round promoted a node that a finishing promoter had just re-pointed.)
 //! 1. The partner that is a primary on the newest timeline is the one to
 //!    follow; a tie on that timeline is no basis to choose (the fence rule
 //!    stops the older of two primaries; two on one timeline is an alarm).
@@ -93,6 +101,8 @@ pub struct Observed {
     pub received: Lsn,
     pub upstream: Option<String>,
     pub unseen_s: u64,
+    /// What primary_conninfo named when the round began, and when it ended.
+    pub pointed: (Option<String>, Option<String>),
     pub detect_s: u64,
     pub partners: Vec<(String, Seen)>,
 }
@@ -123,6 +133,15 @@ fn wait(why: String) -> Failover {
 
 /// The failover rule (see the module header).
 pub fn decide(seen: &Observed) -> Failover {
+    // 0. Re-pointed during the round: what was seen is stale.
+    if seen.pointed.0 != seen.pointed.1 {
+        let name = |n: &Option<String>| n.clone().unwrap_or_else(|| "none".to_owned());
+        return wait(format!(
+            "this node was pointed from {} to {} during the round: looking again",
+            name(&seen.pointed.0),
+            name(&seen.pointed.1)
+        ));
+    }
     // 1. A partner running as a primary: the newest timeline, if not
     // older than this node's.
     let primaries: Vec<(&str, u32)> = seen
@@ -234,12 +253,14 @@ pub fn parse(input: &str) -> anyhow::Result<Observed> {
     const KEYS: &[(&str, &str)] = &[
         ("me", "me NAME TLI LSN"),
         ("upstream", "upstream NAME|none unseen SECONDS"),
+        ("pointed", "pointed FROM|none TO|none"),
         ("detect", "detect SECONDS"),
     ];
     const PARTNER: &str = "partner NAME silent, partner NAME primary TLI, or partner NAME standby TLI LSN UPSTREAM|none UNSEEN running|promoting|other";
     let mut given: Vec<&str> = Vec::new();
     let mut me = None;
     let mut upstream = None;
+    let mut pointed = (None, None);
     let mut detect_s = 0;
     let mut partners: Vec<(String, Seen)> = Vec::new();
     let optional_name = |name: &str| -> anyhow::Result<Option<String>> {
@@ -296,6 +317,12 @@ pub fn parse(input: &str) -> anyhow::Result<Observed> {
                     line.read(number(s, "unseen"))?,
                 ));
             }
+            ("pointed", [from, to]) => {
+                pointed = (
+                    line.read(optional_name(from))?,
+                    line.read(optional_name(to))?,
+                );
+            }
             ("detect", [s]) => detect_s = line.read(number(s, "detect"))?,
             _ => return Err(line.err(format!("expected {shape}"))),
         }
@@ -317,6 +344,7 @@ pub fn parse(input: &str) -> anyhow::Result<Observed> {
         received,
         upstream,
         unseen_s,
+        pointed,
         detect_s,
         partners,
     })

@@ -5,7 +5,7 @@ use super::*;
 
 /// pg-2's view: the header lines, then the partners.
 fn seen(lsn: &str, upstream: &str, unseen: u64, partners: &str) -> String {
-    format!("me pg-2 1 {lsn}\nupstream {upstream} unseen {unseen}\ndetect 6\n{partners}")
+    format!("me pg-2 1 {lsn}\nupstream {upstream} unseen {unseen}\npointed {upstream} {upstream}\ndetect 6\n{partners}")
 }
 
 fn answer(input: &str) -> String {
@@ -88,6 +88,49 @@ fn a_standby_promotes_only_with_a_partner_that_lost_the_primary_too() {
 }
 
 #[test]
+fn a_node_pointed_elsewhere_during_its_round_looks_again() {
+    // What pg-2 saw would promote it: pg-1 lost by both standbys, pg-2
+    // with the most WAL. Only the round's primary_conninfo differs.
+    let lost = |pointed: &str| {
+        format!("me pg-2 1 0/9000000\nupstream pg-1 unseen 9\n{pointed}\ndetect 6\npartner pg-1 silent\npartner pg-3 standby 1 0/5000100 pg-1 9 running\n")
+    };
+    let rows: &[(&str, String, &str)] = &[
+        (
+            "the same primary_conninfo all round: the rule goes on",
+            lost("pointed pg-1 pg-1"),
+            "promote pg-1 unreachable for 9s, also for pg-3; this node received the most WAL (timeline 1, 0/9000000)",
+        ),
+        (
+            // A promoter that finished pointed pg-2 at itself while pg-2's
+            // round was under way: pg-2's timeline and WAL are pg-3's now.
+            "re-pointed at a new primary during the round",
+            lost("pointed pg-1 pg-3"),
+            "wait this node was pointed from pg-1 to pg-3 during the round: looking again",
+        ),
+        (
+            "its WAL receiver stopped by a promoter during the round",
+            lost("pointed pg-1 none"),
+            "wait this node was pointed from pg-1 to none during the round: looking again",
+        ),
+        (
+            // The promoter died after it stopped pg-2's WAL receiver and
+            // before it gave it back: pg-2 still knows whom it followed.
+            "stopped before the round, and still stopped: the rule goes on",
+            lost("pointed none none"),
+            "promote pg-1 unreachable for 9s, also for pg-3; this node received the most WAL (timeline 1, 0/9000000)",
+        ),
+        (
+            "re-pointed while the new primary is in sight: it looks again first",
+            "me pg-2 1 0/5000100\nupstream pg-1 unseen 0\npointed pg-1 pg-3\ndetect 6\npartner pg-1 silent\npartner pg-3 primary 2\n".into(),
+            "wait this node was pointed from pg-1 to pg-3 during the round: looking again",
+        ),
+    ];
+    for (story, input, want) in rows {
+        assert_eq!(&answer(input), want, "{story}");
+    }
+}
+
+#[test]
 fn a_standby_follows_the_primary_on_the_newest_timeline() {
     let rows: &[(&str, String, &str)] = &[
         (
@@ -134,17 +177,17 @@ fn a_standby_follows_the_primary_on_the_newest_timeline() {
             // break-new-primary: pg-3 (timeline 2) was killed right after its
             // promotion and pg-1 thawed, still a primary on timeline 1.
             "a primary on a timeline older than this node's is never followed",
-            "me pg-2 2 0/6000000\nupstream pg-3 unseen 9\ndetect 6\npartner pg-1 primary 1\npartner pg-3 silent\n".into(),
+            "me pg-2 2 0/6000000\nupstream pg-3 unseen 9\npointed pg-3 pg-3\ndetect 6\npartner pg-1 primary 1\npartner pg-3 silent\n".into(),
             "wait pg-3 unreachable for 9s, but no partner confirms it (this node may be the one cut off)",
         ),
         (
             "...not even when it is the primary this node followed",
-            "me pg-2 2 0/6000000\nupstream pg-1 unseen 0\ndetect 6\npartner pg-1 primary 1\npartner pg-3 silent\n".into(),
+            "me pg-2 2 0/6000000\nupstream pg-1 unseen 0\npointed pg-1 pg-1\ndetect 6\npartner pg-1 primary 1\npartner pg-3 silent\n".into(),
             "wait pg-1 runs as primary on timeline 1, older than timeline 2 this node knows of: it was superseded, and is not followed",
         ),
         (
             "...one on this node's timeline is",
-            "me pg-2 2 0/6000000\nupstream pg-1 unseen 9\ndetect 6\npartner pg-1 primary 1\npartner pg-3 primary 2\n".into(),
+            "me pg-2 2 0/6000000\nupstream pg-1 unseen 9\npointed pg-1 pg-1\ndetect 6\npartner pg-1 primary 1\npartner pg-3 primary 2\n".into(),
             "follow pg-3 pg-3 is the primary (timeline 2), this node followed pg-1",
         ),
         (
@@ -177,15 +220,19 @@ fn a_standby_follows_the_primary_on_the_newest_timeline() {
 fn wrong_and_hostile_input_is_refused() {
     // story, input, a word of the error
     let rows: &[(&str, String, &str)] = &[
-        ("empty", String::new(), "missing: me, upstream, detect"),
+        (
+            "empty",
+            String::new(),
+            "missing: me, upstream, pointed, detect",
+        ),
         (
             "no detect",
-            "me pg-2 1 0/1\nupstream pg-1 unseen 0\n".into(),
+            "me pg-2 1 0/1\nupstream pg-1 unseen 0\npointed pg-1 pg-1\n".into(),
             "missing: detect",
         ),
         (
             "detect 0",
-            "me pg-2 1 0/1\nupstream pg-1 unseen 0\ndetect 0\n".into(),
+            "me pg-2 1 0/1\nupstream pg-1 unseen 0\npointed pg-1 pg-1\ndetect 0\n".into(),
             "at least 1",
         ),
         (
@@ -256,8 +303,18 @@ fn wrong_and_hostile_input_is_refused() {
         ),
         (
             "me without a timeline",
-            "me pg-2 0/1\nupstream pg-1 unseen 0\ndetect 6\n".into(),
+            "me pg-2 0/1\nupstream pg-1 unseen 0\npointed pg-1 pg-1\ndetect 6\n".into(),
             "expected me NAME TLI LSN",
+        ),
+        (
+            "pointed with one name",
+            "me pg-2 1 0/1\nupstream pg-1 unseen 0\npointed pg-1\ndetect 6\n".into(),
+            "expected pointed FROM|none TO|none",
+        ),
+        (
+            "pointed at a hostile name",
+            "me pg-2 1 0/1\nupstream pg-1 unseen 0\npointed pg-1 pg;1\ndetect 6\n".into(),
+            "a node name",
         ),
         (
             "a partner line cut short",
