@@ -437,13 +437,10 @@ impl Replication {
         let Some(observations) = &self.observations else {
             return false;
         };
-        let latest = observations.borrow().clone();
-        latest
-            .filter(|o| o.at.elapsed() <= MAX_AGE)
-            .is_some_and(|seen| {
-                sentinel::named_by_majority(&seen.sentinels)
-                    .is_some_and(|named| Some(named) != current.node.as_deref())
-            })
+        fresh(observations).is_some_and(|seen| {
+            sentinel::named_by_majority(&seen.sentinels)
+                .is_some_and(|named| Some(named) != current.node.as_deref())
+        })
     }
 
     /// The rule applied to the latest observation, or the fixed count
@@ -454,8 +451,7 @@ impl Replication {
                 replicas: self.min_replicas,
             };
         };
-        let latest = observations.borrow().clone();
-        let Some(seen) = latest.filter(|o| o.at.elapsed() <= MAX_AGE) else {
+        let Some(seen) = fresh(observations) else {
             return Verdict::Refuse(format!(
                 "the Sentinels have not been heard for over {} ms",
                 MAX_AGE.as_millis()
@@ -474,6 +470,14 @@ impl Replication {
             .unwrap_or(&unknown);
         sentinel::decide(&seen.sentinels, node, self.min_replicas)
     }
+}
+
+/// The latest observation, if it was made within [`MAX_AGE`].
+fn fresh(observations: &Observations) -> Option<Arc<Observation>> {
+    observations
+        .borrow()
+        .clone()
+        .filter(|o| o.at.elapsed() <= MAX_AGE)
 }
 
 impl RecordError {
