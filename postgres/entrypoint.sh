@@ -335,12 +335,6 @@ keep_whole() { # <reason>
     prune_oldest "$KEPT_DIR/*-whole-tli*"
 }
 
-# A WAL position (16/B374D848) as a number, to compare two.
-lsn_number() { # <lsn>
-    local hi=${1%/*} lo=${1#*/}
-    echo $(((0x$hi << 32) | 0x$lo))
-}
-
 # The WAL segment file holding position $2 on timeline $1 (16 MB segments).
 wal_segment() { # <timeline> <lsn>
     local hi=${2%/*} lo=${2#*/}
@@ -348,34 +342,43 @@ wal_segment() { # <timeline> <lsn>
 }
 
 # Before pg_rewind moves this (stopped) node onto <primary>'s newer timeline,
-# looks at what it holds past the fork point, and lets the rule (pgha
-# before-rewind) say what that is: nothing committed (rewind), a former
-# primary's commits no standby confirmed (kept aside, logged), or a
-# standby's commits from a superseded primary (kept aside, ALARM).
+# gathers what the rule (`pgha before-rewind`, pgha/src/rules.rs) needs:
+# the timelines, the fork point, whether its WAL segment is here, and what
+# this node holds past it. The rule says: nothing to check (skip), keep the
+# whole directory aside (what lies past the fork cannot be read), nothing
+# committed (rewind), a former primary's commits no standby confirmed (kept
+# aside, logged), or a standby's commits from a superseded primary (kept
+# aside, ALARM).
 check_past_fork() { # <primary host>
-    local primary=$1 mine theirs history fork listing verdict was=primary dest
+    local primary=$1 mine theirs history fork=none listing="" verdict was=primary dest first="" segment=gone checkpoint
     [[ -f $PGDATA/standby.signal ]] && was=standby
     mine=$(local_tli)
-    theirs=$(peer_sql "$primary" "SELECT $WRITE_TIMELINE") || { log "could not ask $primary for its timeline: rewinding without checking"; return 0; }
-    ((theirs > mine)) || return 0
-    history=$(peer_sql "$primary" "SELECT pg_read_file('pg_wal/' || lpad(upper(to_hex($theirs)), 8, '0') || '.history')") || history=""
-    if ! fork=$(pgha fork-point --timeline "$mine" <<<"$history" 2>&1); then
-        keep_whole "no fork point of timeline $mine in $primary's history ($fork)"
-        return 0
+    theirs=$(peer_sql "$primary" "SELECT $WRITE_TIMELINE" || true)
+    [[ $theirs =~ ^[0-9]{1,9}$ ]] || theirs=unknown
+    if [[ $theirs != unknown ]] && ((theirs > mine)); then
+        history=$(peer_sql "$primary" "SELECT pg_read_file('pg_wal/' || lpad(upper(to_hex($theirs)), 8, '0') || '.history')") || history=""
+        fork=$(pgha fork-point --timeline "$mine" <<<"$history" 2>/dev/null) || fork=none
     fi
-    local first checkpoint
-    first=$(wal_segment "$mine" "$fork")
+    if [[ $fork != none ]]; then
+        first=$(wal_segment "$mine" "$fork")
+        [[ -f $PGDATA/pg_wal/$first ]] && segment=present
+        listing=$(pg_waldump -p "$PGDATA/pg_wal" -t "$mine" -s "$fork" 2>&1 || true)
+    fi
     checkpoint=$(controldata "Latest checkpoint location")
-    if [[ ! -f $PGDATA/pg_wal/$first ]] && (($(lsn_number "$checkpoint") >= $(lsn_number "$fork"))); then
-        keep_whole "the WAL segment $first of the fork point $fork is gone from pg_wal, and this node reached $checkpoint"
-        return 0
-    fi
-    listing=$(pg_waldump -p "$PGDATA/pg_wal" -t "$mine" -s "$fork" 2>/dev/null || true)
-    if ! verdict=$(pgha before-rewind --was "$was" --from "$fork" <<<"$listing" 2>&1); then
+    if ! verdict=$(pgha before-rewind --was "$was" --mine "$mine" --theirs "$theirs" --fork "$fork" \
+        --fork-segment "$segment" --checkpoint "${checkpoint:-unknown}" <<<"$listing" 2>&1); then
         keep_whole "pgha before-rewind failed: $verdict"
         return 0
     fi
     case $verdict in
+    skip*)
+        log "no fork to check before the rewind: ${verdict#skip }"
+        return 0
+        ;;
+    keep-whole*)
+        keep_whole "${verdict#keep-whole }"
+        return 0
+        ;;
     discards*)
         log "this $was holds nothing committed past the fork point $fork of timeline $mine (${verdict#discards } records): rewinding onto $primary"
         return 0

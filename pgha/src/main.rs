@@ -6,8 +6,11 @@
 //!
 //!   pgha fork-point --timeline N  < NEW.history
 //!       where timeline N ends in the newer timeline's history
-//!   pgha before-rewind --was primary|standby --from LSN  < pg_waldump listing
-//!       "discards RECORDS", "keep-aside RECORDS COMMITS" or "alarm RECORDS COMMITS"
+//!   pgha before-rewind --was primary|standby --mine TLI --theirs TLI|unknown
+//!        --fork LSN|none --fork-segment present|gone --checkpoint LSN|unknown
+//!                                         < pg_waldump listing, its errors too
+//!       "skip WHY", "keep-whole WHY", "discards RECORDS",
+//!       "keep-aside RECORDS COMMITS" or "alarm RECORDS COMMITS"
 //!   pgha before-promote  < what the promote step saw (see pgha::partners)
 //!       "go", "wait REASON" or "refuse REASON"
 //!   pgha pool  < Pgpool-II's view of each backend and the node's own (see pgha::pool)
@@ -36,10 +39,10 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use pgha::galera::{self, Nomination};
-use pgha::rules::{self, BeforeRewind, Promote};
-use pgha::{failover, lines, start, supervise, waldump, Lsn};
+use pgha::rules::{self, Promote};
+use pgha::{failover, lines, start, supervise, Lsn};
 
-const USAGE: &str = "usage: pgha fork-point --timeline N < HISTORY\n       pgha before-rewind --was primary|standby --from LSN < WALDUMP\n       pgha before-promote < PARTNERS\n       pgha pool < BACKENDS\n       pgha start < OBSERVED\n       pgha fence < PARTNERS\n       pgha stray < OBSERVED\n       pgha failover < OBSERVED\n       pgha galera-nominate --nodes A,B,C --waited S --majority-after S --first-node NAME --cluster-name NAME < STATES";
+const USAGE: &str = "usage: pgha fork-point --timeline N < HISTORY\n       pgha before-rewind --was primary|standby --mine TLI --theirs TLI|unknown --fork LSN|none --fork-segment present|gone --checkpoint LSN|unknown < WALDUMP\n       pgha before-promote < PARTNERS\n       pgha pool < BACKENDS\n       pgha start < OBSERVED\n       pgha fence < PARTNERS\n       pgha stray < OBSERVED\n       pgha failover < OBSERVED\n       pgha galera-nominate --nodes A,B,C --waited S --majority-after S --first-node NAME --cluster-name NAME < STATES";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -81,26 +84,40 @@ fn run(args: Vec<String>) -> anyhow::Result<String> {
             }
         }
         "before-rewind" => {
-            let was_primary = match option("--was")? {
-                "primary" => true,
-                "standby" => false,
-                other => bail!("--was must be primary or standby, got {other:?}"),
+            let known = |name: &str, unknown: &str| -> anyhow::Result<Option<&str>> {
+                let value = option(name)?;
+                Ok((value != unknown).then_some(value))
             };
-            let from: Lsn = option("--from")?.parse()?;
+            let seen = rules::RewindSeen {
+                was_primary: match option("--was")? {
+                    "primary" => true,
+                    "standby" => false,
+                    other => bail!("--was must be primary or standby, got {other:?}"),
+                },
+                mine: option("--mine")?
+                    .parse()
+                    .context("--mine must be a timeline")?,
+                theirs: known("--theirs", "unknown")?
+                    .map(|t| t.parse().context("--theirs must be a timeline or unknown"))
+                    .transpose()?,
+                fork: known("--fork", "none")?
+                    .map(|f| f.parse::<Lsn>())
+                    .transpose()?,
+                fork_segment: match option("--fork-segment")? {
+                    "present" => true,
+                    "gone" => false,
+                    other => bail!("--fork-segment must be present or gone, got {other:?}"),
+                },
+                checkpoint: known("--checkpoint", "unknown")?
+                    .map(|c| c.parse::<Lsn>())
+                    .transpose()?,
+            };
+            // Unbounded: pg_waldump's own listing of what this node wrote
+            // past the fork, however long.
             std::io::stdin()
                 .read_to_string(&mut input)
                 .context("reading the WAL listing")?;
-            Ok(
-                match rules::before_rewind(was_primary, waldump::tail(&input, from)) {
-                    BeforeRewind::Discards { records } => format!("discards {records}"),
-                    BeforeRewind::KeepAside { records, commits } => {
-                        format!("keep-aside {records} {commits}")
-                    }
-                    BeforeRewind::Alarm { records, commits } => {
-                        format!("alarm {records} {commits}")
-                    }
-                },
-            )
+            Ok(rules::before_rewind(&seen, &input).to_string())
         }
         "before-promote" => {
             std::io::stdin()

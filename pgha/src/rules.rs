@@ -8,8 +8,10 @@
 //! follow the same newest timeline. Also here: what a standby checks just
 //! before it promotes itself, and what a node keeps aside before a rewind.
 
+use std::fmt;
+
 use crate::lsn::Lsn;
-use crate::waldump::Tail;
+use crate::waldump::{self, Tail};
 
 /// What a node reports about itself (its `/state` endpoint), or what this
 /// node knows of itself.
@@ -154,10 +156,35 @@ pub fn before_promote(mine: Lsn, partners: &[(String, Partner)]) -> Promote {
     Promote::Go
 }
 
-/// What a node's WAL past the fork point means before it is rewound or
-/// re-cloned onto the primary's newer timeline.
+/// What a stopped node saw just before it is rewound onto a primary
+/// (`check_past_fork` in `postgres/entrypoint.sh`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RewindSeen {
+    /// It last ran as a primary (no `standby.signal`).
+    pub was_primary: bool,
+    /// The newest timeline its data knows of.
+    pub mine: u32,
+    /// The primary's write timeline; `None` when the primary did not say.
+    pub theirs: Option<u32>,
+    /// Where `mine` ends in the primary's timeline history; `None` when
+    /// the history could not be read or does not pass through `mine`.
+    pub fork: Option<Lsn>,
+    /// The WAL segment holding the fork point is in its `pg_wal`.
+    pub fork_segment: bool,
+    /// Its latest checkpoint; `None` when pg_controldata did not say.
+    pub checkpoint: Option<Lsn>,
+}
+
+/// What to do with a node's WAL past the fork point before it is rewound
+/// or re-cloned onto the primary's newer timeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BeforeRewind {
+    /// The primary is not on a newer timeline: there is no fork to check
+    /// (pg_rewind finds nothing to do, or fails and the node is cloned).
+    Skip { why: String },
+    /// What lies past the fork cannot be read: the whole data directory
+    /// is kept aside before the rewind, so nothing is lost unseen.
+    KeepWhole { why: String },
     /// No transaction commits past the fork point (at most a shutdown
     /// checkpoint): rewinding discards nothing a client was told.
     Discards { records: usize },
@@ -170,15 +197,73 @@ pub enum BeforeRewind {
     Alarm { records: usize, commits: usize },
 }
 
-/// The rewind rule, from what the node holds past the fork point (see
-/// [`fork_point`] and [`crate::waldump::tail`]).
-pub fn before_rewind(was_primary: bool, past_fork: Tail) -> BeforeRewind {
+impl fmt::Display for BeforeRewind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BeforeRewind::Skip { why } => write!(f, "skip {why}"),
+            BeforeRewind::KeepWhole { why } => write!(f, "keep-whole {why}"),
+            BeforeRewind::Discards { records } => write!(f, "discards {records}"),
+            BeforeRewind::KeepAside { records, commits } => {
+                write!(f, "keep-aside {records} {commits}")
+            }
+            BeforeRewind::Alarm { records, commits } => write!(f, "alarm {records} {commits}"),
+        }
+    }
+}
+
+/// pg_waldump's message when it reaches the end of the WAL it has: every
+/// listing without an end point stops so, and it is not a failure.
+const WALDUMP_END: &str = "error in WAL record at";
+
+/// The rewind rule. `listing` is pg_waldump's output from the fork point,
+/// its own error lines (`pg_waldump: ...`) included; it is read only when
+/// the fork point is known and its segment is there.
+pub fn before_rewind(seen: &RewindSeen, listing: &str) -> BeforeRewind {
+    let keep_whole = |why: String| BeforeRewind::KeepWhole { why };
+    let mine = seen.mine;
+    let Some(theirs) = seen.theirs else {
+        return keep_whole(
+            "the primary did not say its timeline, so the fork point is unknown".to_owned(),
+        );
+    };
+    if theirs <= mine {
+        return BeforeRewind::Skip {
+            why: format!(
+                "the primary writes on timeline {theirs}, not newer than this node's {mine}"
+            ),
+        };
+    }
+    let Some(fork) = seen.fork else {
+        return keep_whole(format!(
+            "the primary's history of timeline {theirs} does not show where timeline {mine} ends"
+        ));
+    };
+    if !seen.fork_segment {
+        if seen.checkpoint.is_none_or(|c| c >= fork) {
+            return keep_whole(format!(
+                "the WAL segment of the fork point {fork} is gone from pg_wal, and this node reached {}",
+                seen.checkpoint
+                    .map_or("an unknown checkpoint".to_owned(), |c| c.to_string())
+            ));
+        }
+        // Recovery needs every segment from the checkpoint on: without the
+        // fork's, this node's WAL ends before the fork.
+        return BeforeRewind::Discards { records: 0 };
+    }
+    if let Some(failed) = listing
+        .lines()
+        .find(|l| l.starts_with("pg_waldump: ") && l.contains("error") && !l.contains(WALDUMP_END))
+    {
+        return keep_whole(format!(
+            "pg_waldump could not list the WAL past the fork: {failed}"
+        ));
+    }
     let Tail {
         records, commits, ..
-    } = past_fork;
+    } = waldump::tail(listing, fork);
     match commits {
         0 => BeforeRewind::Discards { records },
-        _ if was_primary => BeforeRewind::KeepAside { records, commits },
+        _ if seen.was_primary => BeforeRewind::KeepAside { records, commits },
         _ => BeforeRewind::Alarm { records, commits },
     }
 }

@@ -94,53 +94,127 @@ fn the_primary_is_the_one_on_the_highest_timeline() {
     }
 }
 
+/// A node on timeline 1 about to be rewound onto a primary on timeline 2
+/// that forked at 0/3000110, its latest checkpoint before the fork.
+fn rewinding(was_primary: bool) -> RewindSeen {
+    RewindSeen {
+        was_primary,
+        mine: 1,
+        theirs: Some(2),
+        fork: Some(lsn("0/3000110")),
+        fork_segment: true,
+        checkpoint: Some(lsn("0/3000028")),
+    }
+}
+
+// As pg_waldump 15 prints them from the fork point (shortened), with the
+// error line it ends every listing with at the end of the WAL it has.
+const INSERT: &str = "rmgr: Heap        len (rec/tot):     59/    59, tx:        735, lsn: 0/03000110, prev 0/030000D8, desc: INSERT off 5 flags 0x00\n";
+const COMMIT: &str = "rmgr: Transaction len (rec/tot):     34/    34, tx:        735, lsn: 0/03000150, prev 0/03000110, desc: COMMIT 2026-12-01 19:20:01.123456 UTC\n";
+const SHUTDOWN: &str = "rmgr: XLOG        len (rec/tot):    114/   114, tx:          0, lsn: 0/03000178, prev 0/03000150, desc: CHECKPOINT_SHUTDOWN redo 0/3000178; tli 1; shutdown\n";
+const END: &str = "pg_waldump: error: error in WAL record at 0/3000178: invalid record length at 0/30001F0: expected at least 24, got 0\n";
+
 #[test]
-fn commits_past_the_fork_point_are_kept_aside_and_a_standbys_are_an_alarm() {
-    let past = |records, commits| Tail {
-        records,
-        commits,
-        last: None,
+fn what_lies_past_the_fork_point_is_kept_aside_unless_nothing_was_committed() {
+    let standby = rewinding(false);
+    let primary = rewinding(true);
+    let with = |f: &dyn Fn(&mut RewindSeen)| {
+        let mut seen = rewinding(false);
+        f(&mut seen);
+        seen
     };
-    let rows: &[(&str, bool, Tail, BeforeRewind)] = &[
+    let full = format!("{INSERT}{COMMIT}{SHUTDOWN}{END}");
+    let rows: Vec<(&str, RewindSeen, String, &str)> = vec![
         (
             "a standby that stopped before the fork",
-            false,
-            past(0, 0),
-            BeforeRewind::Discards { records: 0 },
+            standby.clone(),
+            END.to_owned(),
+            "discards 0",
         ),
         (
             "a former primary's shutdown checkpoint",
-            true,
-            past(1, 0),
-            BeforeRewind::Discards { records: 1 },
+            primary.clone(),
+            format!("{SHUTDOWN}{END}"),
+            "discards 1",
         ),
         (
             "a standby's records without a commit",
-            false,
-            past(3, 0),
-            BeforeRewind::Discards { records: 3 },
+            standby.clone(),
+            format!("{INSERT}{SHUTDOWN}{END}"),
+            "discards 2",
         ),
         (
             "a former primary's unconfirmed commits",
-            true,
-            past(9, 2),
-            BeforeRewind::KeepAside {
-                records: 9,
-                commits: 2,
-            },
+            primary.clone(),
+            full.clone(),
+            "keep-aside 3 1",
         ),
         (
             "a standby that streamed commits from a superseded primary",
-            false,
-            past(9, 2),
-            BeforeRewind::Alarm {
-                records: 9,
-                commits: 2,
-            },
+            standby.clone(),
+            full.clone(),
+            "alarm 3 1",
+        ),
+        (
+            "the primary did not say its timeline: the fork is unknown",
+            with(&|s| s.theirs = None),
+            full.clone(),
+            "keep-whole the primary did not say its timeline, so the fork point is unknown",
+        ),
+        (
+            "the primary is not on a newer timeline: nothing forked",
+            with(&|s| s.theirs = Some(1)),
+            full.clone(),
+            "skip the primary writes on timeline 1, not newer than this node's 1",
+        ),
+        (
+            "...nor on an older one",
+            with(&|s| {
+                s.mine = 3;
+                s.theirs = Some(2)
+            }),
+            full.clone(),
+            "skip the primary writes on timeline 2, not newer than this node's 3",
+        ),
+        (
+            "the primary's history does not pass through this node's timeline",
+            with(&|s| s.fork = None),
+            full.clone(),
+            "keep-whole the primary's history of timeline 2 does not show where timeline 1 ends",
+        ),
+        (
+            "the fork's segment was recycled after this node passed the fork",
+            with(&|s| {
+                s.fork_segment = false;
+                s.checkpoint = Some(lsn("0/4000028"))
+            }),
+            String::new(),
+            "keep-whole the WAL segment of the fork point 0/3000110 is gone from pg_wal, and this node reached 0/4000028",
+        ),
+        (
+            "...and pg_controldata did not say how far this node got",
+            with(&|s| {
+                s.fork_segment = false;
+                s.checkpoint = None
+            }),
+            String::new(),
+            "keep-whole the WAL segment of the fork point 0/3000110 is gone from pg_wal, and this node reached an unknown checkpoint",
+        ),
+        (
+            "the fork's segment was never written: this node's WAL ends before it",
+            with(&|s| s.fork_segment = false),
+            "pg_waldump: error: could not find file \"000000010000000000000003\": No such file or directory\n".to_owned(),
+            "discards 0",
+        ),
+        (
+            "pg_waldump failed: what it did not list may hold commits",
+            standby.clone(),
+            format!("{INSERT}pg_waldump: error: could not read file \"000000010000000000000003\": Input/output error\n"),
+            "keep-whole pg_waldump could not list the WAL past the fork: pg_waldump: error: could not read file \"000000010000000000000003\": Input/output error",
         ),
     ];
-    for (story, was_primary, tail, want) in rows {
-        assert_eq!(&before_rewind(*was_primary, *tail), want, "{story}");
+    for (story, seen, listing, want) in rows {
+        assert_eq!(before_rewind(&seen, &listing).to_string(), want, "{story}");
     }
 }
 

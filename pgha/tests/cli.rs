@@ -30,7 +30,8 @@ fn pgha(args: &[&str], input: &str) -> (i32, String, String) {
     )
 }
 
-/// pg_waldump's listing of the server's WAL from `from` on.
+/// pg_waldump's listing of the server's WAL from `from` on, and its errors
+/// after it, as the entrypoint gives them to pgha (`2>&1`).
 fn waldump(pg: &Postgres, from: &str) -> String {
     let out = Command::new("/usr/lib/postgresql/15/bin/pg_waldump")
         .arg("-p")
@@ -38,7 +39,31 @@ fn waldump(pg: &Postgres, from: &str) -> String {
         .args(["-s", from])
         .output()
         .expect("pg_waldump runs");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+/// `pgha before-rewind` for a node on timeline 1 whose latest checkpoint
+/// is at 0/1, about to be rewound onto a primary on timeline 2 that
+/// forked at `fork`.
+fn before_rewind(was: &str, fork: &str, listing: &str) -> (i32, String, String) {
+    pgha(
+        &[
+            "before-rewind",
+            "--was",
+            was,
+            "--mine",
+            "1",
+            "--theirs",
+            "2",
+            "--fork",
+            fork,
+            "--fork-segment",
+            "present",
+            "--checkpoint",
+            "0/1",
+        ],
+        listing,
+    )
 }
 
 #[test]
@@ -52,11 +77,14 @@ fn commits_past_a_point_of_a_real_wal_are_counted() {
     let end = pg.psql("SELECT pg_current_wal_insert_lsn()");
     pg.stop();
 
+    // pg_waldump ends every listing with an error at the end of the WAL:
+    // that line is no failure.
     let listing = waldump(&pg, &fork);
-    let (code, answer, _) = pgha(
-        &["before-rewind", "--was", "primary", "--from", &fork],
-        &listing,
+    assert!(
+        listing.contains("pg_waldump: error: error in WAL record at"),
+        "{listing}"
     );
+    let (code, answer, _) = before_rewind("primary", &fork, &listing);
     assert_eq!(code, 0);
     let fields: Vec<&str> = answer.split(' ').collect();
     assert_eq!(
@@ -65,25 +93,63 @@ fn commits_past_a_point_of_a_real_wal_are_counted() {
         "a former primary's tail: {answer}\n{listing}"
     );
 
-    let (_, answer, _) = pgha(
-        &["before-rewind", "--was", "standby", "--from", &fork],
-        &listing,
-    );
+    let (_, answer, _) = before_rewind("standby", &fork, &listing);
     assert!(
         answer.starts_with("alarm ") && answer.ends_with(" 3"),
         "a standby's tail: {answer}"
     );
 
     // Past the last commit only the shutdown checkpoint remains.
-    let (_, answer, _) = pgha(
-        &["before-rewind", "--was", "standby", "--from", &end],
-        &waldump(&pg, &end),
-    );
+    let (_, answer, _) = before_rewind("standby", &end, &waldump(&pg, &end));
     assert_eq!(answer, "discards 1", "only the shutdown checkpoint");
+
+    // A listing pg_waldump could not make (its start segment damaged)
+    // keeps the whole directory aside.
+    let segment = std::fs::read_dir(pg.data_dir().join("pg_wal"))
+        .expect("pg_wal")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.file_name().is_some_and(|n| n.len() == 24))
+        .max()
+        .expect("a WAL segment");
+    std::fs::write(&segment, b"damaged").expect("damage the segment");
+    let listing = waldump(&pg, &fork);
+    let (_, answer, _) = before_rewind("standby", &fork, &listing);
+    assert!(
+        answer.starts_with("keep-whole pg_waldump could not list"),
+        "a damaged segment: {answer}\n{listing}"
+    );
+}
+
+/// `pgha before-rewind` with one argument wrong.
+fn rewind_args(wrong: (&'static str, &'static str)) -> [&'static str; 13] {
+    let mut args = [
+        "before-rewind",
+        "--was",
+        "standby",
+        "--mine",
+        "1",
+        "--theirs",
+        "2",
+        "--fork",
+        "0/1",
+        "--fork-segment",
+        "present",
+        "--checkpoint",
+        "0/1",
+    ];
+    let at = args.iter().position(|a| *a == wrong.0).expect("an option");
+    args[at + 1] = wrong.1;
+    args
 }
 
 #[test]
 fn wrong_arguments_and_input_get_a_clear_error() {
+    let leader = rewind_args(("--was", "leader"));
+    let bad_fork = rewind_args(("--fork", "0/xyz"));
+    let bad_theirs = rewind_args(("--theirs", "two"));
+    let bad_segment = rewind_args(("--fork-segment", "maybe"));
+    let no_value = rewind_args(("--was", "standby"));
     let rows: &[(&[&str], &str, &str)] = &[
         (&[], "", "usage: pgha"),
         (
@@ -92,25 +158,15 @@ fn wrong_arguments_and_input_get_a_clear_error() {
             "unknown command \"rewind-everything\"",
         ),
         (
-            &["before-rewind", "--from", "0/1"],
+            &["before-rewind", "--mine", "1"],
             "",
             "before-rewind needs --was",
         ),
-        (
-            &["before-rewind", "--was", "leader", "--from", "0/1"],
-            "",
-            "--was must be primary or standby",
-        ),
-        (
-            &["before-rewind", "--was", "primary", "--from"],
-            "",
-            "--from needs a value",
-        ),
-        (
-            &["before-rewind", "--was", "primary", "--from", "0/xyz"],
-            "",
-            "a WAL position looks like",
-        ),
+        (&leader, "", "--was must be primary or standby"),
+        (&no_value[..12], "", "--checkpoint needs a value"),
+        (&bad_fork, "", "a WAL position looks like"),
+        (&bad_theirs, "", "--theirs must be a timeline or unknown"),
+        (&bad_segment, "", "--fork-segment must be present or gone"),
         (
             &["fork-point", "--timeline", "two"],
             "",
