@@ -287,23 +287,17 @@ stop_pg() {
     fi
 }
 
-# prints "NAME TLI": a partner that is a running, registered primary and
-# the timeline it writes on (nothing when none is). (When two answer -- an
-# old primary back from a freeze or a partition, not yet fenced -- the one
-# writing on the newest timeline.)
+# Prints "NAME TLI" for each partner that is a running, registered primary,
+# with the timeline it writes on. Which one is the primary (the newest
+# timeline; two on it are no basis to choose) is the rule's: pgha start and
+# pgha stray read these lines.
 find_primary() {
-    local p r found="" found_tli=-1
+    local p r
     for p in "${PEERS[@]}"; do
         r=$(peer_sql "$p" "SELECT $WRITE_TIMELINE WHERE NOT pg_is_in_recovery() AND EXISTS (SELECT 1 FROM repmgr.nodes WHERE node_name = '$p' AND type = 'primary' AND active)" || true)
-        [[ $r =~ ^[0-9]+$ ]] || continue
-        if [[ -n $found ]]; then
-            log "WARNING: both $found (timeline $found_tli) and $p (timeline $r) answer as primary"
-        fi
-        if ((r > found_tli)); then
-            found=$p found_tli=$r
-        fi
+        [[ $r =~ ^[0-9]{1,9}$ ]] && printf '%s %s\n' "$p" "$r"
     done
-    if [[ -n $found ]]; then printf '%s %s' "$found" "$found_tli"; fi
+    return 0
 }
 
 node_id_of() { [[ $1 =~ -([0-9]+)$ ]] && printf '%s' "${BASH_REMATCH[1]}"; }
@@ -663,12 +657,13 @@ start_partner_seen() { # <host>
 # Every partner's /state is asked at every look: a few requests on the
 # local network, answered while their postgres is down.
 start_seen() {
-    local primary tli sysid=- data=empty local_sysid elapsed p
-    read -r primary tli <<<"$(find_primary)"
-    if [[ -n $primary ]]; then
+    local primary tli sysid primaries="" data=empty local_sysid elapsed p
+    while read -r primary tli; do
+        [[ -n $primary ]] || continue
         sysid=$(peer_sql "$primary" "SELECT system_identifier FROM pg_control_system()" || true)
         [[ $sysid =~ ^-?[0-9]+$ ]] || sysid=-
-    fi
+        primaries+="primary $primary $tli $sysid"$'\n'
+    done <<<"$(find_primary)"
     if [[ -s $PGDATA/PG_VERSION ]]; then
         data=primary
         if [[ -f $PGDATA/standby.signal ]]; then data=standby; fi
@@ -680,7 +675,7 @@ start_seen() {
     echo "data $data"
     echo "local-tli $(local_tli)"
     echo "local-sysid $local_sysid"
-    if [[ -n $primary ]]; then echo "primary $primary $tli $sysid"; else echo "primary none"; fi
+    if [[ -n $primaries ]]; then printf '%s' "$primaries"; else echo "primary none"; fi
     for p in "${PEERS[@]}"; do start_partner_seen "$p"; done
     elapsed=$((EPOCHSECONDS - STARTED_AT))
     echo "elapsed $((elapsed > 0 ? elapsed : 0))"
@@ -822,14 +817,14 @@ fence_if_superseded() {
 # clock is STRAY_SINCE, when a check first found it stray (0: not stray).
 STRAY_SINCE=0
 restart_if_stray() {
-    local primary r now stray_for=none verdict
+    local primaries r now stray_for=none verdict
     [[ $(timeout 5 psql -X -qAt -h /var/run/postgresql -d postgres -c 'SELECT pg_is_in_recovery()' 2>/dev/null) == t ]] || { STRAY_SINCE=0; return 0; }
-    read -r primary _ <<<"$(find_primary)"
+    primaries=$(find_primary | sed 's/^/primary /')
     r=$(timeout 5 psql -X -qAt -h /var/run/postgresql -d postgres -c "SELECT status || ' ' || sender_host FROM pg_stat_wal_receiver" 2>/dev/null || true)
     now=$EPOCHSECONDS
     if ((STRAY_SINCE > 0)); then stray_for=$((now > STRAY_SINCE ? now - STRAY_SINCE : 0)); fi
-    if ! verdict=$(printf 'primary %s\nreceiver %s\nstray-for %s\nlimit %s\n' \
-        "${primary:-none}" "${r:-none}" "$stray_for" "$STRAY_LIMIT" | pgha stray 2>&1); then
+    if ! verdict=$(printf '%s\nreceiver %s\nstray-for %s\nlimit %s\n' \
+        "${primaries:-primary none}" "${r:-none}" "$stray_for" "$STRAY_LIMIT" | pgha stray 2>&1); then
         log "pgha stray failed, not restarting: $verdict"
         return 0
     fi

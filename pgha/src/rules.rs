@@ -63,6 +63,13 @@ pub fn primary(nodes: &[NodeState]) -> Primary {
         .filter(|n| n.running == Some(Running::Primary))
         .filter_map(|n| n.data.map(|d| (n.name.as_str(), d.timeline)))
         .collect();
+    newest(&primaries)
+}
+
+/// Of the nodes that run as primaries, each with the timeline it writes
+/// on, the one on the highest timeline (the start and stray rules see
+/// them so: partners that answer as registered primaries).
+pub fn newest(primaries: &[(&str, u32)]) -> Primary {
     let Some(highest) = primaries.iter().map(|&(_, tli)| tli).max() else {
         return Primary::None;
     };

@@ -46,9 +46,11 @@
 //! local-tli N           the timeline of its data (0 when it has none)
 //! local-sysid ID|-      its system identifier (-: unknown)
 //! primary none
-//! primary NAME TLI ID|- the partner that answers as a registered primary,
-//!                       on the highest timeline (find_primary): its
-//!                       timeline and its system identifier (-: not known)
+//! primary NAME TLI ID|- each partner that answers as a registered primary
+//!                       (find_primary), one line each: its timeline and
+//!                       its system identifier (-: not known). The one on
+//!                       the newest timeline is the primary; two on it are
+//!                       no basis to choose, and the node waits
 //! elapsed S             seconds since the entrypoint started
 //! window S              FAILOVER_WINDOW
 //! partner NAME reachable tli N|- data yes|no waiting yes|no
@@ -59,7 +61,7 @@
 //!                       (no answer, or its name does not resolve)
 //! ```
 //!
-//! Every key but `partner` is given once, and one `partner` line per
+//! Every key but `partner` and `primary` is given once, and one `partner` line per
 //! partner (every partner, in the configured order: the texts list them
 //! so). A system identifier reads as pg_controldata prints it (unsigned) or
 //! as `pg_control_system()` returns it (a bigint, negative for clusters
@@ -74,6 +76,7 @@ use anyhow::bail;
 
 use crate::lines::{self, number, yes_no};
 use crate::partners::check_name;
+use crate::rules::{self, Primary};
 
 /// What this node's data directory holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,7 +134,8 @@ pub struct Observed {
     pub local_timeline: u32,
     /// This node's system identifier, `None` when unknown.
     pub local_system_id: Option<u64>,
-    pub primary: Option<Found>,
+    /// Every partner that answered as a registered primary.
+    pub primaries: Vec<Found>,
     /// Seconds since the entrypoint started.
     pub elapsed_s: u64,
     /// Seconds a former primary gives a failover under way (repmgrd on a
@@ -177,7 +181,25 @@ impl fmt::Display for Start {
 
 /// The start rule (see the module header).
 pub fn decide(o: &Observed) -> Start {
-    let Some(p) = &o.primary else {
+    let seen: Vec<(&str, u32)> = o
+        .primaries
+        .iter()
+        .map(|p| (p.name.as_str(), p.timeline))
+        .collect();
+    let primary = match rules::newest(&seen) {
+        Primary::One(name) => o.primaries.iter().find(|p| p.name == name),
+        Primary::None => None,
+        Primary::Ambiguous(names) => {
+            return Start::Wait {
+                why: format!(
+                    "{} all answer as primary on timeline {}: no rule can tell which holds the acknowledged commits; waiting for the fence rule to stop the superseded one",
+                    names.join(" and "),
+                    o.primaries.iter().map(|p| p.timeline).max().unwrap_or(0)
+                ),
+            }
+        }
+    };
+    let Some(p) = primary else {
         return match o.data {
             DataDir::Empty => empty_without_primary(o),
             DataDir::Standby => Start::Wait {
@@ -345,10 +367,11 @@ const KEYS: &[(&str, &str)] = &[
     ("data", "data empty|standby|primary"),
     ("local-tli", "local-tli N"),
     ("local-sysid", "local-sysid ID|-"),
-    ("primary", "primary none, or primary NAME TLI ID|-"),
     ("elapsed", "elapsed SECONDS"),
     ("window", "window SECONDS"),
 ];
+const PRIMARY: &str =
+    "primary none, or a primary NAME TLI ID|- line per partner that answers as a primary";
 const PARTNER: &str = "partner NAME reachable tli N|- data yes|no waiting yes|no, or partner NAME silent no-answer|unresolved";
 
 /// What the entrypoint observed (see the module header). Refused: an
@@ -358,10 +381,32 @@ const PARTNER: &str = "partner NAME reachable tli N|- data yes|no waiting yes|no
 pub fn parse(input: &str) -> anyhow::Result<Observed> {
     let mut given: Vec<&str> = Vec::new();
     let (mut me, mut bootstrap_node, mut data) = (String::new(), String::new(), DataDir::Empty);
-    let (mut local_timeline, mut local_system_id, mut primary) = (0, None, None);
+    let (mut local_timeline, mut local_system_id) = (0, None);
+    let (mut primaries, mut said_none): (Vec<Found>, bool) = (Vec::new(), false);
     let (mut elapsed_s, mut window_s) = (0, 0);
     let mut partners: Vec<(String, Seen)> = Vec::new();
     for line in lines::split(input)? {
+        if line.key == "primary" {
+            match line.words.as_slice() {
+                ["none"] if !said_none && primaries.is_empty() => said_none = true,
+                [name, tli, id] if !said_none => {
+                    let found = Found {
+                        name: line.read(named(name))?,
+                        timeline: line.read(number(tli, "a timeline"))?,
+                        system_id: line.read(system_id(id))?,
+                    };
+                    if primaries.iter().any(|p: &Found| p.name == found.name) {
+                        return Err(line.err(format!("primary {name} given twice")));
+                    }
+                    primaries.push(found);
+                }
+                ["none"] | [_, _, _] => {
+                    return Err(line.err("primary none is given alone, once"));
+                }
+                _ => return Err(line.err(format!("expected {PRIMARY}"))),
+            }
+            continue;
+        }
         if line.key == "partner" {
             let [name, rest @ ..] = line.words.as_slice() else {
                 return Err(line.err(format!("expected {PARTNER}")));
@@ -382,14 +427,6 @@ pub fn parse(input: &str) -> anyhow::Result<Observed> {
             ("data", ["primary"]) => data = DataDir::Primary,
             ("local-tli", [n]) => local_timeline = line.read(number(n, "a timeline"))?,
             ("local-sysid", [id]) => local_system_id = line.read(system_id(id))?,
-            ("primary", ["none"]) => primary = None,
-            ("primary", [name, tli, id]) => {
-                primary = Some(Found {
-                    name: line.read(named(name))?,
-                    timeline: line.read(number(tli, "a timeline"))?,
-                    system_id: line.read(system_id(id))?,
-                });
-            }
             ("elapsed", [s]) => elapsed_s = line.read(number(s, "elapsed"))?,
             ("window", [s]) => window_s = line.read(number(s, "window"))?,
             _ => return Err(line.err(format!("expected {shape}"))),
@@ -397,10 +434,13 @@ pub fn parse(input: &str) -> anyhow::Result<Observed> {
     }
     let keys: Vec<&str> = KEYS.iter().map(|&(key, _)| key).collect();
     lines::require(&given, &keys)?;
+    if !said_none && primaries.is_empty() {
+        bail!("missing: primary ({PRIMARY})");
+    }
     if partners.iter().any(|(name, _)| *name == me) {
         bail!("partner {me} is this node (me {me})");
     }
-    if let Some(p) = &primary {
+    for p in &primaries {
         if !partners.iter().any(|(name, _)| *name == p.name) {
             bail!("the primary {} is not one of the partners", p.name);
         }
@@ -411,7 +451,7 @@ pub fn parse(input: &str) -> anyhow::Result<Observed> {
         data,
         local_timeline,
         local_system_id,
-        primary,
+        primaries,
         elapsed_s,
         window_s,
         partners,

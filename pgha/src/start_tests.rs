@@ -227,6 +227,29 @@ fn a_node_starts_by_the_start_rule() {
             "elapsed 20\npartner pg-1 reachable tli 1 data yes waiting no\npartner pg-3 reachable tli 2 data yes waiting no\n".to_owned(),
             "start-primary this node was the primary, no other primary is running and no partner has a newer timeline (local 3, partners max 2)",
         ),
+        // ------------------------------- two partners answer as primary --
+        (
+            // Two standbys promoted from one timeline both write on the
+            // next: which one acknowledged the commits is unknowable here.
+            "two primaries on the newest timeline: no basis to choose",
+            "primary pg-1 4 7000000000000000001\nprimary pg-3 4 7000000000000000001\n".to_owned(),
+            "wait pg-1 and pg-3 all answer as primary on timeline 4: no rule can tell which holds the acknowledged commits; waiting for the fence rule to stop the superseded one",
+        ),
+        (
+            "...an empty node clones neither",
+            empty_with("primary pg-3 4 -\nprimary pg-1 4 -\n"),
+            "wait pg-1 and pg-3 all answer as primary on timeline 4: no rule can tell which holds the acknowledged commits; waiting for the fence rule to stop the superseded one",
+        ),
+        (
+            "an old primary not yet fenced beside the new one: the newer timeline",
+            "primary pg-1 3 7000000000000000001\nprimary pg-3 4 7000000000000000001\n".to_owned(),
+            "rejoin pg-3",
+        ),
+        (
+            "...whichever order they are seen in",
+            empty_with("primary pg-3 4 -\nprimary pg-1 5 -\n"),
+            "clone pg-1",
+        ),
     ];
     for (story, changes, want) in rows {
         assert_eq!(&decide(&observed(changes)).to_string(), want, "{story}");
@@ -321,11 +344,11 @@ fn reads_what_the_entrypoint_writes() {
             data: DataDir::Standby,
             local_timeline: 3,
             local_system_id: Some(7_345_017_843_026_710_561),
-            primary: Some(Found {
+            primaries: vec![Found {
                 name: "pg-3".into(),
                 timeline: 4,
                 system_id: Some(u64::MAX),
-            }),
+            }],
             elapsed_s: 12,
             window_s: 20,
             partners: vec![
@@ -342,7 +365,7 @@ fn reads_what_the_entrypoint_writes() {
         }
     );
     let lowest = observed("primary pg-1 3 -9223372036854775808\n");
-    assert_eq!(lowest.primary.and_then(|p| p.system_id), Some(1 << 63));
+    assert_eq!(lowest.primaries[0].system_id, Some(1 << 63));
 }
 
 #[test]
@@ -353,7 +376,24 @@ fn wrong_or_hostile_lines_are_refused_with_the_line() {
     let rows: &[(String, &str)] = &[
         (
             String::new(),
-            "missing: me, bootstrap-node, data, local-tli, local-sysid, primary, elapsed, window",
+            "missing: me, bootstrap-node, data, local-tli, local-sysid, elapsed, window",
+        ),
+        (BASE.replace("primary none\n", ""), "missing: primary"),
+        (
+            with("primary none\nprimary pg-1 3 -\n"),
+            "primary none is given alone, once",
+        ),
+        (
+            with("primary pg-1 3 -\nprimary none\n"),
+            "primary none is given alone, once",
+        ),
+        (
+            with("primary none\nprimary none\n"),
+            "primary none is given alone, once",
+        ),
+        (
+            with("primary pg-1 3 -\nprimary pg-1 4 -\n"),
+            "primary pg-1 given twice",
         ),
         (BASE.replace("elapsed 0\n", ""), "missing: elapsed"),
         (
@@ -378,7 +418,7 @@ fn wrong_or_hostile_lines_are_refused_with_the_line() {
         (with("local-sysid -9223372036854775809\n"), "past a bigint"),
         (
             with("primary pg-1\n"),
-            "expected primary none, or primary NAME TLI ID|-",
+            "expected primary none, or a primary NAME TLI ID|- line",
         ),
         (with("primary pg-1 3 - extra\n"), "expected primary none"),
         (

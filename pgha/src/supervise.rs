@@ -27,14 +27,19 @@
 //! `pgha stray`, on a node whose postgres runs as a standby:
 //!
 //! ```text
-//! primary pg-1
+//! primary pg-1 3
 //! receiver streaming pg-2
 //! stray-for 20
 //! limit 30
 //! ```
 //!
 //! ```text
-//! primary NAME|none               the primary (find_primary), if any
+//! primary none
+//! primary NAME TLI                each partner that answers as a
+//!                                 registered primary (find_primary), one
+//!                                 line each, and its write timeline: the
+//!                                 one on the newest is the primary; two on
+//!                                 it are no basis to judge, and it is ok
 //! receiver STATUS [HOST]|none     its WAL receiver (pg_stat_wal_receiver)
 //! stray-for S|none                seconds since a check first found it
 //!                                 stray (none: the last check did not)
@@ -51,6 +56,7 @@ use anyhow::bail;
 
 use crate::lines::{self, number};
 use crate::partners::check_name;
+use crate::rules::{self, Primary};
 
 /// A partner as a running primary's fence check saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,8 +185,9 @@ pub struct Receiver {
 /// What a running standby's stray check saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Standby {
-    /// The primary (find_primary), if any.
-    pub primary: Option<String>,
+    /// Every partner that answered as a registered primary, and the
+    /// timeline it writes on.
+    pub primaries: Vec<(String, u32)>,
     /// Its WAL receiver, `None` when none runs (or it did not say).
     pub receiver: Option<Receiver>,
     /// Seconds since a check first found it stray; `None` when the last
@@ -217,9 +224,17 @@ impl fmt::Display for Stray {
 /// restarts once it has gone `limit_s` so. With no primary there is nothing
 /// to follow, and nothing is stray.
 pub fn stray(seen: &Standby) -> Stray {
-    let Some(primary) = &seen.primary else {
+    let primaries: Vec<(&str, u32)> = seen
+        .primaries
+        .iter()
+        .map(|(name, tli)| (name.as_str(), *tli))
+        .collect();
+    // Two on the newest timeline: whom it should stream from is unknown
+    // (the start rule waits too); the fence rule stops one.
+    let Primary::One(primary) = rules::newest(&primaries) else {
         return Stray::Ok;
     };
+    let primary = &primary;
     let receiver = match &seen.receiver {
         Some(Receiver {
             status,
@@ -245,27 +260,40 @@ pub fn stray(seen: &Standby) -> Stray {
 
 /// What `pgha stray` reads (see the module header). Every key once.
 pub fn parse_stray(input: &str) -> anyhow::Result<Standby> {
+    const PRIMARY: &str =
+        "primary none, or a primary NAME TLI line per partner that answers as a primary";
     const KEYS: &[(&str, &str)] = &[
-        ("primary", "primary NAME|none"),
         ("receiver", "receiver STATUS [HOST], or receiver none"),
         ("stray-for", "stray-for SECONDS|none"),
         ("limit", "limit SECONDS"),
     ];
     let mut given: Vec<&str> = Vec::new();
+    let mut said_none = false;
     let mut seen = Standby {
-        primary: None,
+        primaries: Vec::new(),
         receiver: None,
         stray_for_s: None,
         limit_s: 0,
     };
     for line in lines::split(input)? {
+        if line.key == "primary" {
+            match line.words.as_slice() {
+                ["none"] if !said_none && seen.primaries.is_empty() => said_none = true,
+                [name, tli] if !said_none => {
+                    line.read(check_name(name))?;
+                    if seen.primaries.iter().any(|(known, _)| known == name) {
+                        return Err(line.err(format!("primary {name} given twice")));
+                    }
+                    let tli = line.read(number(tli, "a timeline"))?;
+                    seen.primaries.push((name.to_string(), tli));
+                }
+                ["none"] | [_, _] => return Err(line.err("primary none is given alone, once")),
+                _ => return Err(line.err(format!("expected {PRIMARY}"))),
+            }
+            continue;
+        }
         let (key, shape) = line.keyed(KEYS, &mut given)?;
         match (key, line.words.as_slice()) {
-            ("primary", ["none"]) => seen.primary = None,
-            ("primary", [name]) => {
-                line.read(check_name(name))?;
-                seen.primary = Some(name.to_string());
-            }
             ("receiver", ["none"]) => seen.receiver = None,
             ("receiver", [status, host @ ..]) if host.len() <= 1 => {
                 if !status.bytes().all(|b| b.is_ascii_lowercase()) {
@@ -290,6 +318,9 @@ pub fn parse_stray(input: &str) -> anyhow::Result<Standby> {
     }
     let keys: Vec<&str> = KEYS.iter().map(|&(key, _)| key).collect();
     lines::require(&given, &keys)?;
+    if !said_none && seen.primaries.is_empty() {
+        bail!("missing: primary ({PRIMARY})");
+    }
     Ok(seen)
 }
 

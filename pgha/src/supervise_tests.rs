@@ -65,12 +65,12 @@ fn a_standby_that_does_not_stream_from_the_primary_restarts() {
     let rows: &[(&str, &str, String)] = &[
         (
             "it streams from the primary",
-            "primary pg-1\nreceiver streaming pg-1\nstray-for none\nlimit 30\n",
+            "primary pg-1 3\nreceiver streaming pg-1\nstray-for none\nlimit 30\n",
             "ok".into(),
         ),
         (
             "...the clock stops even after a while stray",
-            "primary pg-1\nreceiver streaming pg-1\nstray-for 100\nlimit 30\n",
+            "primary pg-1 3\nreceiver streaming pg-1\nstray-for 100\nlimit 30\n",
             "ok".into(),
         ),
         (
@@ -80,32 +80,47 @@ fn a_standby_that_does_not_stream_from_the_primary_restarts() {
         ),
         (
             "it streams from another node (an old primary): the clock starts",
-            "primary pg-1\nreceiver streaming pg-3\nstray-for none\nlimit 30\n",
+            "primary pg-1 3\nreceiver streaming pg-3\nstray-for none\nlimit 30\n",
             "stray".into(),
         ),
         (
             "its receiver waits, not yet for the limit",
-            "primary pg-1\nreceiver waiting pg-1\nstray-for 29\nlimit 30\n",
+            "primary pg-1 3\nreceiver waiting pg-1\nstray-for 29\nlimit 30\n",
             "stray".into(),
         ),
         (
             "for the limit: restart",
-            "primary pg-1\nreceiver waiting pg-1\nstray-for 30\nlimit 30\n",
+            "primary pg-1 3\nreceiver waiting pg-1\nstray-for 30\nlimit 30\n",
             format!("{WHY} (wal receiver: 'waiting pg-1')"),
         ),
         (
             "no receiver runs, long past the limit",
-            "primary pg-1\nreceiver none\nstray-for 95\nlimit 30\n",
+            "primary pg-1 3\nreceiver none\nstray-for 95\nlimit 30\n",
             format!("{WHY} (wal receiver: 'none')"),
         ),
         (
             "a receiver that names no host",
-            "primary pg-1\nreceiver starting\nstray-for 40\nlimit 30\n",
+            "primary pg-1 3\nreceiver starting\nstray-for 40\nlimit 30\n",
             format!("{WHY} (wal receiver: 'starting')"),
         ),
         (
+            "an old primary not yet fenced beside the new one: the newer is the primary",
+            "primary pg-3 4\nprimary pg-1 3\nreceiver streaming pg-1\nstray-for 40\nlimit 30\n",
+            "restart this standby has not streamed from the primary pg-3 for 30s (wal receiver: 'streaming pg-1')".into(),
+        ),
+        (
+            "...streaming from the newer one is ok",
+            "primary pg-1 3\nprimary pg-3 4\nreceiver streaming pg-3\nstray-for none\nlimit 30\n",
+            "ok".into(),
+        ),
+        (
+            "two primaries on the newest timeline: no basis to judge",
+            "primary pg-1 4\nprimary pg-3 4\nreceiver streaming pg-1\nstray-for 40\nlimit 30\n",
+            "ok".into(),
+        ),
+        (
             "a limit of 0: at the first check",
-            "primary pg-1\nreceiver none\nstray-for none\nlimit 0\n",
+            "primary pg-1 3\nreceiver none\nstray-for none\nlimit 0\n",
             "restart this standby has not streamed from the primary pg-1 for 0s (wal receiver: 'none')".into(),
         ),
     ];
@@ -148,20 +163,30 @@ fn wrong_or_hostile_lines_are_refused_with_the_line() {
         let err = format!("{:#}", parse_fence(input).expect_err(input));
         assert!(err.contains(want), "{input:?}: {err}");
     }
-    let ok = "primary pg-1\nreceiver streaming pg-1\nstray-for none\nlimit 30\n";
+    let ok = "primary pg-1 3\nreceiver streaming pg-1\nstray-for none\nlimit 30\n";
     let stray_rows: &[(String, &str)] = &[
+        (String::new(), "missing: receiver, stray-for, limit"),
+        (ok.replace("primary pg-1 3\n", ""), "missing: primary"),
         (
-            String::new(),
-            "missing: primary, receiver, stray-for, limit",
+            ok.replace("primary pg-1 3", "primary none\nprimary pg-1 3"),
+            "primary none is given alone, once",
+        ),
+        (
+            ok.replace("primary pg-1 3", "primary pg-1 3\nprimary pg-1 4"),
+            "primary pg-1 given twice",
         ),
         (ok.replace("limit 30\n", ""), "missing: limit"),
         (format!("{ok}limit 30\n"), "limit given twice"),
         (
-            ok.replace("primary pg-1", "primary pg-1 pg-2"),
-            "expected primary NAME|none",
+            ok.replace("primary pg-1 3", "primary pg-1 pg-2"),
+            "a timeline must be a number",
         ),
         (
-            ok.replace("primary pg-1", "primary ../etc"),
+            ok.replace("primary pg-1 3", "primary pg-1"),
+            "expected primary none, or a primary NAME TLI line",
+        ),
+        (
+            ok.replace("primary pg-1 3", "primary ../etc 3"),
             "letters, digits",
         ),
         (
