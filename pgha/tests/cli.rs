@@ -419,12 +419,12 @@ fn start_fence_and_stray_answer_one_line_and_refuse_bad_input() {
         ("fence", "me 2\npartner pg-2 standby\n".into(), "stay"),
         (
             "stray",
-            "primary pg-2\nreceiver streaming pg-2\nstray-for none\nlimit 30\n".into(),
+            "primary pg-2 3\nreceiver streaming pg-2\nstray-for none\nlimit 30\n".into(),
             "ok",
         ),
         (
             "stray",
-            "primary pg-2\nreceiver none\nstray-for 30\nlimit 30\n".into(),
+            "primary pg-2 3\nreceiver none\nstray-for 30\nlimit 30\n".into(),
             "restart this standby has not streamed from the primary pg-2 for 30s (wal receiver: 'none')",
         ),
     ];
@@ -462,7 +462,7 @@ fn start_fence_and_stray_answer_one_line_and_refuse_bad_input() {
         ),
         (
             "stray",
-            "primary pg-2\n".into(),
+            "primary pg-2 3\n".into(),
             "missing: receiver, stray-for, limit",
         ),
     ];
