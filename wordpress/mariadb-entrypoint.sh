@@ -40,6 +40,8 @@ MARIADB_MARIABACKUP_USER=${MARIADB_MARIABACKUP_USER:-mariabackup}
 
 VOLUME_DIR=/var/lib/mysql
 DATADIR=$VOLUME_DIR/data
+# data directories kept aside (data.old-TIME), at most this many
+KEEP_ASIDE_MAX=${KEEP_ASIDE_MAX:-3}
 # name and state uuid of the cluster this volume belongs to (outside DATADIR:
 # an SST empties DATADIR)
 MARKER=$VOLUME_DIR/galera-cluster
@@ -223,6 +225,13 @@ move_aside() { # <headline> <reason>
     mv "$DATADIR" "$dest"
     mkdir -p "$DATADIR"
     rm -f "$MARKER"
+    local old
+    # Bounded, so that repeated faults cannot fill the disk: the newest
+    # KEEP_ASIDE_MAX copies stay (their names sort by time).
+    for old in $(find "$VOLUME_DIR" -maxdepth 1 -name 'data.old-*' | sort | head -n "-$KEEP_ASIDE_MAX"); do
+        log "galera: removing the oldest kept-aside copy $old (at most $KEEP_ASIDE_MAX are kept)"
+        rm -rf -- "$old"
+    done
     LOCAL_UUID="" LOCAL_SEQNO=-1
     put position ""
     put foreign ""
@@ -608,7 +617,9 @@ decide_and_start() {
             elif [[ -n $LOCAL_UUID && -n $cuuid && $LOCAL_UUID != "$cuuid" ]]; then
                 move_aside "DATA OF ANOTHER CLUSTER" "its state uuid $LOCAL_UUID is not the running cluster's $cuuid (seen on $n)"
             elif has_data && [[ -z $LOCAL_UUID ]]; then
-                log "the data directory has no usable position: the join will replace it with a full copy (SST)"
+                # The join's full copy (SST) would overwrite it, and a failed
+                # join empties it: what it holds is kept first.
+                move_aside "NO USABLE POSITION" "the data directory has no position to join the cluster from"
             elif [[ $(sv "$n" seqno) =~ ^[0-9]+$ ]] && ((LOCAL_SEQNO > $(sv "$n" seqno))); then
                 # only after a majority decided without this node
                 move_aside "WARNING: THIS NODE IS AHEAD of the running cluster" "position $LOCAL_SEQNO > $(sv "$n" seqno) on $n, its last $((LOCAL_SEQNO - $(sv "$n" seqno))) transactions are not in the cluster"
