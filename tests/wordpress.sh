@@ -271,6 +271,11 @@ logged_within() {
   return 1
 }
 
+# The one-off site's install record (began, finished), or none.
+install_record() {
+  node_sql mariadb-1 "SELECT state FROM ${UNFINISHED_PREFIX}swarmvote_install WHERE id = 1" 2>/dev/null || echo none
+}
+
 # An install that died part way (WordPress counts the site installed, but
 # its admin user was never written) is dropped and run again: a one-off
 # replica installs a site of its own, its users are deleted, and the next
@@ -286,7 +291,24 @@ unfinished_install() {
   check "...and installed again, with its admin user" logged_within "$name" 'installed the site at'
   check "...one admin user ($(node_sql mariadb-1 "SELECT count(*) FROM ${UNFINISHED_PREFIX}users" || echo none))" \
     test "$(node_sql mariadb-1 "SELECT count(*) FROM ${UNFINISHED_PREFIX}users" || true)" = 1
+  check "...and recorded as finished" test "$(install_record)" = finished
   docker logs "$name" >"$ARTIFACTS/wordpress-unfinished.log" 2>&1 || true
+  # An install that died after its admin user was written: its record
+  # says it began, and never that it finished.
+  docker rm -f "$name" >/dev/null
+  node_sql mariadb-1 "UPDATE ${UNFINISHED_PREFIX}swarmvote_install SET state = 'began'" || true
+  one_off_wordpress "$name"
+  check "a site whose install began and never finished, its user written, is dropped and installed again" \
+    logged_within "$name" 'an install of the site began and never finished: dropping'
+  check "...installed again" logged_within "$name" 'installed the site at'
+  check "...and recorded as finished" test "$(install_record)" = finished
+  docker logs "$name" >>"$ARTIFACTS/wordpress-unfinished.log" 2>&1 || true
+  # A site installed before the record existed is finished, not dropped.
+  docker rm -f "$name" >/dev/null
+  node_sql mariadb-1 "DROP TABLE ${UNFINISHED_PREFIX}swarmvote_install" || true
+  one_off_wordpress "$name"
+  check "a site installed before the install record existed is kept" logged_within "$name" 'the site is already installed: nothing to do'
+  docker logs "$name" >>"$ARTIFACTS/wordpress-unfinished.log" 2>&1 || true
   docker rm -f "$name" >/dev/null
   tables=$(node_sql mariadb-1 "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name LIKE '${UNFINISHED_PREFIX//_/\\_}%'" || true)
   for t in $tables; do node_sql mariadb-1 "DROP TABLE \`$t\`" || true; done

@@ -8,9 +8,10 @@
  *      the server's own error while it does not;
  *   2. take the install lock, so that of replicas starting together exactly
  *      one installs;
- *   3. install the site when it is not installed, or installed without a
- *      user (an install that died part way: dropped first; title, admin user and
- *      e-mail from WP_TITLE, WP_ADMIN_USER, WP_ADMIN_EMAIL, password from
+ *   3. install the site when it is not installed, or when an install began
+ *      and did not finish (no user, or the install record says it began and
+ *      never that it finished: dropped first; title, admin user and e-mail
+ *      from WP_TITLE, WP_ADMIN_USER, WP_ADMIN_EMAIL, password from
  *      WP_ADMIN_PASSWORD_FILE), or upgrade its tables when this image's
  *      WordPress is newer than the database; otherwise do nothing;
  *   4. release the lock.
@@ -34,6 +35,14 @@
 const WORDPRESS_DIR = '/usr/share/wordpress';
 const SITE_CONFIG = '/etc/wordpress/config-default.php';
 const LOCK_TABLE_SUFFIX = 'swarmvote_lock';
+/*
+ * The install record: one row, 'began' just before an install and
+ * 'finished' once its last step is done. A site whose record says 'began'
+ * was left by an install that died part way (after its admin user was
+ * written, so the user count cannot tell). A site with no record was
+ * installed before the record existed, and counts as finished.
+ */
+const INSTALL_TABLE_SUFFIX = 'swarmvote_install';
 
 /** One log line on stderr, in the entrypoint's format. */
 function say(string $message): void
@@ -222,20 +231,57 @@ function user_count(): int
     }
 }
 
+/** The install record's state ('began', 'finished'), or '' when none. */
+function install_record(): string
+{
+    global $wpdb, $table_prefix;
+    $table = $table_prefix . INSTALL_TABLE_SUFFIX;
+    if ($wpdb->get_var($wpdb->prepare('SHOW TABLES LIKE %s', $wpdb->esc_like($table))) !== $table) {
+        return '';
+    }
+    return (string) $wpdb->get_var("SELECT state FROM `$table` WHERE id = 1");
+}
+
+/** Writes the install record; stops when it cannot (the install must not go on unrecorded). */
+function record_install(string $state): void
+{
+    global $wpdb, $table_prefix;
+    $table = $table_prefix . INSTALL_TABLE_SUFFIX;
+    $done = $wpdb->query("CREATE TABLE IF NOT EXISTS `$table` (id TINYINT UNSIGNED NOT NULL PRIMARY KEY, "
+        . 'state VARCHAR(16) NOT NULL, at DATETIME NOT NULL) ENGINE=InnoDB') !== false
+        && $wpdb->query($wpdb->prepare("REPLACE INTO `$table` (id, state, at) VALUES (1, %s, UTC_TIMESTAMP())", $state)) !== false;
+    if (!$done) {
+        stop(1, "cannot record the install as $state: " . $wpdb->last_error);
+    }
+}
+
 /**
- * An install that died part way (its connection to the database lost) left
- * the options that make WordPress call the site installed, but no admin
- * user: every replica then served a site nobody can log in to. Such a site
- * holds nothing (the admin user is the install's first row of users and no
- * one could have written since), so its tables go, all but the install
- * lock's, and the install runs again.
+ * Why the site is an install that died part way, or '' when it is not.
+ * Its connection to the database lost, an install left the options that
+ * make WordPress call the site installed, and perhaps no admin user: every
+ * replica then served a site nobody can log in to, or one half made.
  */
-function drop_unfinished_install(string $lock_table): void
+function unfinished_install(): string
+{
+    if (user_count() === 0) {
+        return 'the site looks installed but has no user (an install that did not finish)';
+    }
+    if (install_record() === 'began') {
+        return 'an install of the site began and never finished';
+    }
+    return '';
+}
+
+/**
+ * Such a site holds nothing: no replica serves before its setup finished,
+ * and setup waits for the lock the dying installer held. Its tables go, all
+ * but the install lock's, and the install runs again.
+ */
+function drop_unfinished_install(string $why, string $lock_table): void
 {
     global $wpdb, $table_prefix;
     $tables = $wpdb->get_col($wpdb->prepare('SHOW TABLES LIKE %s', $wpdb->esc_like($table_prefix) . '%'));
-    say('the site looks installed but has no user (an install that did not finish): dropping its '
-        . (count($tables) - 1) . ' tables and installing again');
+    say("$why: dropping its " . (count($tables) - 1) . ' tables and installing again');
     foreach ($tables as $table) {
         if ($table !== $lock_table) {
             $wpdb->query("DROP TABLE IF EXISTS `$table`");
@@ -249,8 +295,8 @@ function install_or_upgrade(string $url_host, string $lock_table): void
 {
     global $wp_db_version, $wp_rewrite;
     wp_cache_delete('is_blog_installed');
-    if (is_blog_installed() && user_count() === 0) {
-        drop_unfinished_install($lock_table);
+    if (is_blog_installed() && ($why = unfinished_install()) !== '') {
+        drop_unfinished_install($why, $lock_table);
         wp_cache_delete('is_blog_installed');
     }
     if (is_blog_installed()) {
@@ -266,12 +312,14 @@ function install_or_upgrade(string $url_host, string $lock_table): void
     }
     $s = install_settings($url_host);
     say(sprintf("installing the site '%s' (admin user %s, %s)", $s['title'], $s['user'], $s['email']));
+    record_install('began');
     $result = wp_install($s['title'], $s['user'], $s['email'], true, '', wp_slash($s['password']));
     if (empty($result['user_id']) || is_wp_error($result['user_id'])) {
         stop(1, 'the install created no admin user');
     }
     $wp_rewrite->set_permalink_structure($s['permalinks']);
     flush_rewrite_rules(false); // false: no .htaccess to write (nginx)
+    record_install('finished');
     say(sprintf('installed the site at %s (WordPress %s)', WP_HOME, get_bloginfo('version')));
 }
 
