@@ -320,16 +320,18 @@ states() {
 # Decide which node should bootstrap, from the surveyed states: the rule is
 # pgha's (pgha/src/galera.rs, a row of its table test per case). Sets NOMINEE
 # (empty: none yet), BASIS (the nodes counted, comma separated), WHY (for the
-# log) and LEFT_OUT (the nodes a bootstrap goes on without, space separated).
-# When pgha fails, no nominee: waiting is the safe answer.
-NOMINEE="" BASIS="" WHY="" LEFT_OUT=""
+# log), LEFT_OUT (the nodes a bootstrap goes on without, space separated)
+# and BOOTSTRAP (yes: this node is the nominee, no other node is in a Primary
+# component, and every node counted nominates it too: the gate, also
+# pgha's). When pgha fails, no nominee: waiting is the safe answer.
+NOMINEE="" BASIS="" WHY="" LEFT_OUT="" BOOTSTRAP=no
 NOMINATE_FAILED="" NOMINATE_FAILED_AT=0 # the last failure logged, and when
 nominate() { # <seconds waited>
     local out key value
-    NOMINEE="" BASIS="" WHY="" LEFT_OUT=""
+    NOMINEE="" BASIS="" WHY="" LEFT_OUT="" BOOTSTRAP=no
     if ! out=$(states | pgha galera-nominate --nodes "$(IFS=,; echo "${ALL_NODES[*]}")" \
         --waited "${1:?missing seconds waited}" --majority-after "$GALERA_MAJORITY_AFTER" \
-        --first-node "$GALERA_FIRST_NODE" --cluster-name "$GALERA_CLUSTER_NAME" 2>&1); then
+        --first-node "$GALERA_FIRST_NODE" --cluster-name "$GALERA_CLUSTER_NAME" --me "$NODE_NAME" 2>&1); then
         WHY="no nominee: pgha galera-nominate failed: ${out//$'\n'/ }"
         # the same failure once a minute, not at every round
         if [[ $WHY != "$NOMINATE_FAILED" ]] || (($(date +%s) - NOMINATE_FAILED_AT >= 60)); then
@@ -346,24 +348,18 @@ nominate() { # <seconds waited>
         basis) BASIS=$value ;;
         left_out) LEFT_OUT=${value//,/ } ;;
         why) WHY=$value ;;
+        bootstrap) BOOTSTRAP=$value ;;
         esac
     done <<<"$out"
 }
 
-# Survey, nominate, publish. 0 when every counted partner nominates this node.
+# Survey, nominate, publish. 0 when the gate lets this node bootstrap.
 vote() { # <seconds waited>
-    local n
     survey
     nominate "$1"
     put candidate "$NOMINEE"
     put basis "$BASIS"
-    [[ $NOMINEE == "$NODE_NAME" ]] || return 1
-    [[ -z $(any_primary) ]] || return 1
-    for n in ${BASIS//,/ }; do
-        [[ $n == "$NODE_NAME" ]] && continue
-        [[ $(sv "$n" candidate) == "$NODE_NAME" ]] || { WHY+="; waiting for $n to agree (it nominates '$(sv "$n" candidate)')"; return 1; }
-    done
-    return 0
+    [[ $BOOTSTRAP == yes ]]
 }
 
 positions() {

@@ -4,9 +4,10 @@
 //! a nomination out.
 //!
 //! Every node runs this rule on the states it surveyed, and the nominee
-//! bootstraps only once every node it counted nominates it too (the
-//! entrypoint's `vote()`). So the rule must not depend on which node asks:
-//! it takes no "me".
+//! bootstraps only once every node it counted nominates it too, and no
+//! other node runs a Primary component ([`may_bootstrap`], the gate). So
+//! the nomination must not depend on which node asks: it takes no "me";
+//! only the gate does.
 //!
 //! The states, as the entrypoint writes them for `pgha galera-nominate`:
 //! every line of every node's `/state` body (`wordpress/galera-endpoint.sh`),
@@ -119,6 +120,11 @@ pub struct Reported {
     pub crashed: bool,
     /// `safe_to_bootstrap=1`: `grastate.dat` says it left the cluster last.
     pub safe_to_bootstrap: bool,
+    /// `primary=1`: its mysqld is in a Primary component (whatever its
+    /// entrypoint is doing).
+    pub in_primary: bool,
+    /// `candidate`: the node it nominated at its last look, empty if none.
+    pub candidate: String,
 }
 
 impl Reported {
@@ -283,6 +289,38 @@ pub fn nominate(cluster: &Cluster, states: &States, waited_s: u64) -> Nomination
     }
 }
 
+/// The gate: whether `me` bootstraps now. Only the nominee does, only while
+/// no other node runs a Primary component (it joins that instead), and only
+/// once every other node the nomination counted nominates it too: each
+/// node saw the states at its own moment, and two bootstraps must never
+/// come from two views. `Err`: why not, for the log (empty when `me` is
+/// simply not the nominee).
+pub fn may_bootstrap(me: &str, nomination: &Nomination, states: &States) -> Result<(), String> {
+    if nomination.nominee.as_deref() != Some(me) {
+        return Err(String::new());
+    }
+    let primaries: Vec<&str> = states
+        .iter()
+        .filter(|(name, s)| name.as_str() != me && s.in_primary)
+        .map(|(name, _)| name.as_str())
+        .collect();
+    if !primaries.is_empty() {
+        return Err(format!(
+            "{} already in a Primary component: joining it instead",
+            primaries.join(" and ")
+        ));
+    }
+    for other in nomination.basis.iter().filter(|n| n.as_str() != me) {
+        let theirs = states.get(other).map_or("", |s| s.candidate.as_str());
+        if theirs != me {
+            return Err(format!(
+                "waiting for {other} to agree (it nominates '{theirs}')"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Of the nodes with a usable position, (name, uuid, seqno, running), the
 /// one to bootstrap, (name, uuid, seqno): of the most common state uuid, the
 /// highest seqno; on a tie the running node, then the first name. `Err`:
@@ -385,7 +423,16 @@ pub fn parse(nodes: &[String], input: &str) -> anyhow::Result<States> {
             "cluster_name" => s.cluster_name = value.to_owned(),
             "phase" => s.phase = value.to_owned(),
             "mysqld" => s.mysqld_running = value == "running",
-            "primary" => s.non_primary = value == "0",
+            "primary" => {
+                s.non_primary = value == "0";
+                s.in_primary = value == "1";
+            }
+            "candidate" => {
+                if !value.is_empty() {
+                    check_name(value).with_context(at)?;
+                }
+                s.candidate = value.to_owned();
+            }
             "has_data" => s.has_data = value == "1",
             "foreign" => s.foreign = !value.is_empty(),
             "uuid" => s.uuid = uuid(value).with_context(at)?,

@@ -17,7 +17,8 @@ const B: &str = "bbbbbbbb-bbbb-bbbb-bbbb-bbbbbbbbbbbb";
 ///   running U:Q  mysqld runs outside a Primary component, at U:Q
 ///   foreign      its volume belongs to a cluster of another name
 /// then: `last` (safe_to_bootstrap=1), `primary` (in a Primary component),
-/// `phase P`, `cluster C` (configured for cluster C). U is A, B or 0 (the
+/// `phase P`, `cluster C` (configured for cluster C), `nominates N` (its
+/// candidate). U is A, B or 0 (the
 /// zero uuid).
 fn state(text: &str) -> String {
     let words: Vec<&str> = text.split_whitespace().collect();
@@ -107,6 +108,10 @@ fn state(text: &str) -> String {
             }
             "cluster" => {
                 set("cluster_name", words[i + 1]);
+                i += 1;
+            }
+            "nominates" => {
+                set("candidate", words[i + 1]);
                 i += 1;
             }
             other => panic!("unknown word {other:?} in {text:?}"),
@@ -473,6 +478,80 @@ fn a_nominee_is_a_counted_node_and_holds_the_newest_data() {
 }
 
 #[test]
+fn only_the_nominee_bootstraps_once_every_counted_node_agrees_and_none_is_primary() {
+    // story, mariadb-1's partners as spelled, whether mariadb-1 may
+    // bootstrap ("yes") or why not. mariadb-1 has the newest state in
+    // every row but the one that says otherwise.
+    let me = "mariadb-1 clean A:9 last nominates mariadb-1";
+    let rows: &[(&str, [&str; 3], u64, &str)] = &[
+        (
+            "every node heard nominates mariadb-1",
+            [
+                me,
+                "mariadb-2 clean A:5 nominates mariadb-1",
+                "mariadb-3 clean A:5 nominates mariadb-1",
+            ],
+            0,
+            "yes",
+        ),
+        (
+            "a partner has not looked yet",
+            [
+                me,
+                "mariadb-2 clean A:5",
+                "mariadb-3 clean A:5 nominates mariadb-1",
+            ],
+            0,
+            "waiting for mariadb-2 to agree (it nominates '')",
+        ),
+        (
+            "a partner saw another nominee",
+            [
+                me,
+                "mariadb-2 clean A:5 nominates mariadb-1",
+                "mariadb-3 clean A:5 nominates mariadb-3",
+            ],
+            0,
+            "waiting for mariadb-3 to agree (it nominates 'mariadb-3')",
+        ),
+        (
+            // A node in a Primary component does not count: past the
+            // majority wait the others would decide without it, but it
+            // runs the cluster, and the nominee joins it instead.
+            "a partner is already in a Primary component",
+            [
+                me,
+                "mariadb-2 clean A:5 nominates mariadb-1",
+                "mariadb-3 running A:5 primary nominates mariadb-1",
+            ],
+            600,
+            "mariadb-3 already in a Primary component: joining it instead",
+        ),
+        (
+            "mariadb-1 is not the nominee: no reason is given, it waits",
+            [
+                "mariadb-1 clean A:5 nominates mariadb-3",
+                "mariadb-2 clean A:5 nominates mariadb-3",
+                "mariadb-3 clean A:9 last nominates mariadb-3",
+            ],
+            0,
+            "",
+        ),
+    ];
+    for (story, spelled, waited, want) in rows {
+        let c = cluster("");
+        let input: String = spelled.iter().map(|t| state(t)).collect();
+        let states = parse(&c.nodes, &input).expect("the states parse");
+        let nomination = nominate(&c, &states, *waited);
+        let got = match may_bootstrap("mariadb-1", &nomination, &states) {
+            Ok(()) => "yes".to_owned(),
+            Err(why) => why,
+        };
+        assert_eq!(&got, want, "{story}: {nomination:?}");
+    }
+}
+
+#[test]
 fn reads_what_the_endpoint_publishes() {
     let nodes = names("mariadb-1,mariadb-2,mariadb-3");
     // mariadb-1 running, as galera-endpoint.sh writes it; mariadb-2 silent;
@@ -503,6 +582,8 @@ fn reads_what_the_endpoint_publishes() {
                 seqno: Some(1234),
                 crashed: true,
                 safe_to_bootstrap: false,
+                in_primary: false,
+                candidate: String::new(),
             },
         ),
         (
@@ -571,6 +652,7 @@ fn wrong_or_hostile_states_are_refused_with_the_line() {
             "mariadb-1 uuid=aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaa;\n",
             "uuid must be",
         ),
+        ("mariadb-1 candidate=$(reboot)\n", "letters, digits"),
         (&long_line, "longer than 1024 bytes"),
         (&huge, "more than 65536"),
     ];

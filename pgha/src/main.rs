@@ -1,6 +1,6 @@
 //! `pgha`: the PostgreSQL and MariaDB Galera nodes' entrypoints ask this
 //! binary what to do, and do it. Each command reads its facts from
-//! arguments and standard input and prints its answer (one line, but four
+//! arguments and standard input and prints its answer (one line, but five
 //! for galera-nominate); the rules are in [`pgha::rules`], [`pgha::start`],
 //! [`pgha::supervise`] and [`pgha::galera`].
 //!
@@ -25,14 +25,15 @@
 //!   pgha failover  < what a running standby's watcher saw (see pgha::failover)
 //!       "ok", "wait WHY", "follow NAME WHY" or "promote WHY"
 //!   pgha galera-nominate --nodes A,B,C --waited S --majority-after S
-//!                        --first-node NAME --cluster-name NAME
+//!                        --first-node NAME --cluster-name NAME --me NAME
 //!                        < each node's /state lines (see pgha::galera)
-//!       which Galera node bootstraps: four lines, "KEY VALUE" (the key
+//!       which Galera node bootstraps: five lines, "KEY VALUE" (the key
 //!       alone when the value is empty), rules in [`pgha::galera`]:
 //!         nominee NAME      the node that should bootstrap (none: wait)
 //!         basis A,B         the nodes whose state counted
 //!         left_out C        the nodes a bootstrap would go on without
 //!         why TEXT          the reason, for the log
+//!         bootstrap yes|no  whether this node (--me) bootstraps now
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -42,7 +43,7 @@ use pgha::galera::{self, Nomination};
 use pgha::rules::{self, Promote};
 use pgha::{failover, lines, start, supervise, Lsn};
 
-const USAGE: &str = "usage: pgha fork-point --timeline N < HISTORY\n       pgha before-rewind --was primary|standby --mine TLI --theirs TLI|unknown --fork LSN|none --fork-segment present|gone --checkpoint LSN|unknown < WALDUMP\n       pgha before-promote < PARTNERS\n       pgha pool < BACKENDS\n       pgha start < OBSERVED\n       pgha fence < PARTNERS\n       pgha stray < OBSERVED\n       pgha failover < OBSERVED\n       pgha galera-nominate --nodes A,B,C --waited S --majority-after S --first-node NAME --cluster-name NAME < STATES";
+const USAGE: &str = "usage: pgha fork-point --timeline N < HISTORY\n       pgha before-rewind --was primary|standby --mine TLI --theirs TLI|unknown --fork LSN|none --fork-segment present|gone --checkpoint LSN|unknown < WALDUMP\n       pgha before-promote < PARTNERS\n       pgha pool < BACKENDS\n       pgha start < OBSERVED\n       pgha fence < PARTNERS\n       pgha stray < OBSERVED\n       pgha failover < OBSERVED\n       pgha galera-nominate --nodes A,B,C --waited S --majority-after S --first-node NAME --cluster-name NAME --me NAME < STATES";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -174,9 +175,24 @@ fn run(args: Vec<String>) -> anyhow::Result<String> {
             }
             input = String::from_utf8(bytes).context("the nodes' states are not UTF-8")?;
             let states = galera::parse(&cluster.nodes, &input)?;
-            Ok(nomination_lines(&galera::nominate(
-                &cluster, &states, waited,
-            )))
+            let me = option("--me")?;
+            if !cluster.nodes.iter().any(|n| n == me) {
+                bail!("--me {me:?} is not one of the nodes");
+            }
+            let mut nomination = galera::nominate(&cluster, &states, waited);
+            let bootstrap = match galera::may_bootstrap(me, &nomination, &states) {
+                Ok(()) => "yes",
+                Err(why) => {
+                    if !why.is_empty() {
+                        nomination.why = format!("{}; {why}", nomination.why);
+                    }
+                    "no"
+                }
+            };
+            Ok(format!(
+                "{}\nbootstrap {bootstrap}",
+                nomination_lines(&nomination)
+            ))
         }
         other => bail!("unknown command {other:?}\n{USAGE}"),
     }

@@ -228,6 +228,7 @@ fn galera_args<'a>(changed: &[(&'a str, &'a str)]) -> Vec<&'a str> {
         ("--majority-after", "600"),
         ("--first-node", "mariadb-1"),
         ("--cluster-name", "swarmvote"),
+        ("--me", "mariadb-3"),
     ] {
         let value = changed
             .iter()
@@ -266,7 +267,7 @@ fn galera_nominate_answers_in_lines_and_refuses_bad_input() {
         (code, out.as_str(), err.as_str()),
         (
             0,
-            "nominee\nbasis mariadb-1,mariadb-3\nleft_out\nwhy waiting to hear from mariadb-2",
+            "nominee\nbasis mariadb-1,mariadb-3\nleft_out\nwhy waiting to hear from mariadb-2\nbootstrap no",
             ""
         )
     );
@@ -280,8 +281,18 @@ fn galera_nominate_answers_in_lines_and_refuses_bad_input() {
             "left_out mariadb-2",
             "why WARNING: deciding WITHOUT mariadb-2 (silent for over GALERA_MAJORITY_AFTER=600s): \
              transactions only the missing node had are lost when it rejoins; \
-             mariadb-3 has the newest state (6a1f0c2e:42)",
+             mariadb-3 has the newest state (6a1f0c2e:42); \
+             waiting for mariadb-1 to agree (it nominates '')",
+            "bootstrap no",
         ]
+    );
+    // ...and once mariadb-1 nominates it too, mariadb-3 bootstraps.
+    let agreed = format!("{GALERA_STATES}mariadb-1 candidate=mariadb-3\n");
+    let (code, out, _) = pgha(&galera_args(&[("--waited", "600")]), &agreed);
+    assert_eq!(
+        (code, out.lines().last()),
+        (0, Some("bootstrap yes")),
+        "{out}"
     );
 
     let hostile = format!(
@@ -295,6 +306,16 @@ fn galera_nominate_answers_in_lines_and_refuses_bad_input() {
             &[("--nodes", "(left out)")],
             GALERA_STATES,
             "galera-nominate needs --nodes",
+        ),
+        (
+            &[("--me", "(left out)")],
+            GALERA_STATES,
+            "galera-nominate needs --me",
+        ),
+        (
+            &[("--me", "mariadb-9")],
+            GALERA_STATES,
+            "--me \"mariadb-9\" is not one of the nodes",
         ),
         (
             &[("--waited", "(left out)")],
