@@ -853,6 +853,9 @@ restart_if_stray() {
 # first stops the partners' WAL receivers).
 WATCH_FILE=$RUN_DIR/watch
 FAILOVER_DETECT=${FAILOVER_DETECT:-6}
+# A partner's watcher not heard from for longer is taken as not running
+# (pgha failover): more than its slowest round (a 1 s nap, a 1 s probe of a
+# hung primary while a hung partner's /state takes its 1 s, a slow query).
 WATCH_STALE=10
 WATCH_PID=""
 
@@ -865,7 +868,7 @@ publish_watch() { # <upstream|none> <unseen> <running|promoting>
 # partner's /state says is checked here too: one partner's garbage makes it
 # silent, it does not stop the decision.
 failover_partner_seen() { # <host>
-    local p=$1 st tli recv up unseen w at now
+    local p=$1 st tli recv up unseen w at now es
     st=$(peer_http "$p" /state 1)
     case $(kv in_recovery "$st") in
     f)
@@ -874,20 +877,18 @@ failover_partner_seen() { # <host>
         ;;
     t)
         tli=$(kv tli "$st") recv=$(kv received "$st") up=$(kv watch_upstream "$st") unseen=$(kv watch_unseen "$st")
-        w=$(kv watch_state "$st") at=$(kv watch_at "$st") now=$(kv now "$st")
+        w=$(kv watch_state "$st") at=$(kv watch_at "$st") now=$(kv now "$st") es=$(kv entrypoint_state "$st")
         if ! [[ $tli =~ ^[0-9]{1,9}$ && $recv =~ ^[0-9A-F]{1,8}/[0-9A-F]{1,8}$ && $up =~ ^[a-z0-9._-]{1,63}$ && $unseen =~ ^[0-9]{1,9}$ &&
             $at =~ ^[0-9]{1,12}$ && $now =~ ^[0-9]{1,12}$ ]]; then
             echo "partner $p silent"
             return 0
         fi
-        # A watcher that has not published for WATCH_STALE seconds (more
-        # than its slowest round: a 1 s nap, a 1 s probe of a hung primary
-        # while a hung partner's /state takes its 1 s, a slow local query),
-        # or a node not running (starting, rejoining, stopping), can neither
-        # vouch nor be promoted. (3 s was less than a round: a frozen
-        # primary was never replaced.)
-        if ((now - at > WATCH_STALE)) || [[ $(kv entrypoint_state "$st") != running || ! $w =~ ^(running|promoting)$ ]]; then w=other; fi
-        echo "partner $p standby $tli $recv $up $unseen $w"
+        # Raw, for the rule: the watcher's state, its age, and the first
+        # word of the entrypoint's state (the rule says what is too old or
+        # not running).
+        [[ $w =~ ^(running|promoting)$ ]] || w=other
+        es=${es%%[^a-z_-]*} es=${es:0:32}
+        echo "partner $p standby $tli $recv $up $unseen $w $((now > at ? now - at : 0)) ${es:-unknown}"
         ;;
     *) echo "partner $p silent" ;;
     esac
@@ -991,7 +992,7 @@ watch_failover() {
         # node re-pointed meanwhile looks again (pgha failover, rule 0).
         ci_now=$(local_sql "SELECT current_setting('primary_conninfo')" || true)
         seen="me $NODE_NAME $(local_tli) ${recv:-0/0}"$'\n'"upstream $upstream unseen $unseen"
-        seen+=$'\n'"pointed $(conninfo_host "$ci") $(conninfo_host "$ci_now")"$'\n'"detect $FAILOVER_DETECT"
+        seen+=$'\n'"pointed $(conninfo_host "$ci") $(conninfo_host "$ci_now")"$'\n'"detect $FAILOVER_DETECT"$'\n'"stale $WATCH_STALE"
         for p in "${PEERS[@]}"; do seen+=$'\n'$(<"$WATCH_FILE.$p"); done
         verdict=$(pgha failover <<<"$seen" 2>&1) || verdict="wait pgha failover failed: ${verdict//$'\n'/ }"
         read -r action name _ <<<"$verdict"

@@ -13,8 +13,9 @@
 //! upstream pg-1 unseen 7
 //! pointed pg-1 pg-1
 //! detect 6
+//! stale 10
 //! partner pg-1 silent
-//! partner pg-3 standby 1 0/50000D8 pg-1 6 running
+//! partner pg-3 standby 1 0/50000D8 pg-1 6 running 1 running
 //! ```
 //!
 //! ```text
@@ -27,14 +28,20 @@
 //!                                 when the round began, and when it ended
 //!                                 (none: cleared by a promoter)
 //! detect S                        seconds unseen before a failover
+//! stale S                         a partner's watcher that has not
+//!                                 published for longer is taken as not
+//!                                 running (more than its slowest round)
 //! partner NAME silent             did not answer
 //! partner NAME primary TLI        runs as a primary, writing on TLI
-//! partner NAME standby TLI LSN UPSTREAM UNSEEN STATE
+//! partner NAME standby TLI LSN UPSTREAM UNSEEN WATCH AGE ENTRYPOINT
 //!                                 a standby: the newest timeline it knows
 //!                                 of, its WAL, the primary it follows
 //!                                 (none), how long it has not reached it,
-//!                                 and its watcher: running (watching),
-//!                                 promoting, or other (starting, stopping)
+//!                                 its watcher as it published it: running
+//!                                 (watching), promoting, or other, the
+//!                                 seconds since it did, and what its
+//!                                 entrypoint does (running, or starting,
+//!                                 rejoining, stopping, ...)
 //! ```
 //!
 //! The answer: `ok`, `wait WHY`, `follow NAME WHY` or `promote WHY`.
@@ -52,7 +59,10 @@
 //!    as no primary.
 //! 2. A reachable upstream, or one unseen for less than `detect`: ok. A
 //!    stall shorter than `detect` never promotes.
-//! 3. A partner promoting: wait for it.
+//! 3. A partner promoting: wait for it. A watcher that has not published
+//!    for more than `stale`, or whose node's entrypoint is not running, can
+//!    neither vouch nor be promoted: it counts as `other` from here on. (3 s
+//!    was less than a round: a frozen primary was never replaced.)
 //! 4. A quorum: this node and at least one partner, a running standby of the
 //!    same upstream that has not reached it for at least half of `detect`.
 //!    Alone, this node may be the one cut off: it waits.
@@ -81,6 +91,10 @@ pub enum Seen {
         upstream: Option<String>,
         unseen_s: u64,
         watcher: Watcher,
+        /// Seconds since its watcher published.
+        age_s: u64,
+        /// Its entrypoint runs (not starting, rejoining, stopping).
+        entrypoint_running: bool,
     },
 }
 
@@ -104,6 +118,8 @@ pub struct Observed {
     /// What primary_conninfo named when the round began, and when it ended.
     pub pointed: (Option<String>, Option<String>),
     pub detect_s: u64,
+    /// Seconds after which a partner's watcher is taken as not running.
+    pub stale_s: u64,
     pub partners: Vec<(String, Seen)>,
 }
 
@@ -192,29 +208,35 @@ pub fn decide(seen: &Observed) -> Failover {
     if seen.unseen_s < seen.detect_s {
         return Failover::Ok;
     }
-    // 3. Someone is already at it.
-    if let Some((name, _)) = seen.partners.iter().find(|(_, s)| {
-        matches!(
-            s,
-            Seen::Standby {
-                watcher: Watcher::Promoting,
-                ..
-            }
-        )
-    }) {
+    // 3. Someone is already at it (a live watcher only).
+    let watcher = |s: &Seen| match s {
+        Seen::Standby {
+            watcher,
+            age_s,
+            entrypoint_running: true,
+            ..
+        } if *age_s <= seen.stale_s => *watcher,
+        _ => Watcher::Other,
+    };
+    if let Some((name, _)) = seen
+        .partners
+        .iter()
+        .find(|(_, s)| watcher(s) == Watcher::Promoting)
+    {
         return wait(format!("{name} is being promoted"));
     }
     // 4. A quorum: the partners that also lost the upstream.
     let agree: Vec<(&str, u32, Lsn)> = seen
         .partners
         .iter()
+        .filter(|(_, s)| watcher(s) == Watcher::Running)
         .filter_map(|(name, s)| match s {
             Seen::Standby {
                 timeline,
                 received,
                 upstream: Some(theirs),
                 unseen_s,
-                watcher: Watcher::Running,
+                ..
             } if theirs == upstream && 2 * unseen_s >= seen.detect_s => {
                 Some((name.as_str(), *timeline, *received))
             }
@@ -255,13 +277,15 @@ pub fn parse(input: &str) -> anyhow::Result<Observed> {
         ("upstream", "upstream NAME|none unseen SECONDS"),
         ("pointed", "pointed FROM|none TO|none"),
         ("detect", "detect SECONDS"),
+        ("stale", "stale SECONDS"),
     ];
-    const PARTNER: &str = "partner NAME silent, partner NAME primary TLI, or partner NAME standby TLI LSN UPSTREAM|none UNSEEN running|promoting|other";
+    const PARTNER: &str = "partner NAME silent, partner NAME primary TLI, or partner NAME standby TLI LSN UPSTREAM|none UNSEEN running|promoting|other AGE ENTRYPOINT";
     let mut given: Vec<&str> = Vec::new();
     let mut me = None;
     let mut upstream = None;
     let mut pointed = (None, None);
     let mut detect_s = 0;
+    let mut stale_s = 0;
     let mut partners: Vec<(String, Seen)> = Vec::new();
     let optional_name = |name: &str| -> anyhow::Result<Option<String>> {
         if name == "none" {
@@ -281,7 +305,7 @@ pub fn parse(input: &str) -> anyhow::Result<Observed> {
                 ["primary", tli] => Seen::Primary {
                     timeline: line.read(number(tli, "a timeline"))?,
                 },
-                ["standby", tli, lsn, up, unseen, watcher] => Seen::Standby {
+                ["standby", tli, lsn, up, unseen, watcher, age, entrypoint] => Seen::Standby {
                     timeline: line.read(number(tli, "a timeline"))?,
                     received: line.read(lsn.parse())?,
                     upstream: line.read(optional_name(up))?,
@@ -291,6 +315,22 @@ pub fn parse(input: &str) -> anyhow::Result<Observed> {
                         "promoting" => Watcher::Promoting,
                         "other" => Watcher::Other,
                         _ => return Err(line.err("a watcher is running, promoting or other")),
+                    },
+                    age_s: line.read(number(age, "a watcher's age"))?,
+                    entrypoint_running: match *entrypoint {
+                        "running" => true,
+                        e if !e.is_empty()
+                            && e.len() <= 32
+                            && e.bytes()
+                                .all(|b| b.is_ascii_lowercase() || b == b'-' || b == b'_') =>
+                        {
+                            false
+                        }
+                        _ => {
+                            return Err(
+                                line.err("an entrypoint state is lowercase letters, '-' or '_'")
+                            )
+                        }
                     },
                 },
                 _ => return Err(line.err(format!("expected {PARTNER}"))),
@@ -324,6 +364,7 @@ pub fn parse(input: &str) -> anyhow::Result<Observed> {
                 );
             }
             ("detect", [s]) => detect_s = line.read(number(s, "detect"))?,
+            ("stale", [s]) => stale_s = line.read(number(s, "stale"))?,
             _ => return Err(line.err(format!("expected {shape}"))),
         }
     }
@@ -346,6 +387,7 @@ pub fn parse(input: &str) -> anyhow::Result<Observed> {
         unseen_s,
         pointed,
         detect_s,
+        stale_s,
         partners,
     })
 }

@@ -5,7 +5,7 @@ use super::*;
 
 /// pg-2's view: the header lines, then the partners.
 fn seen(lsn: &str, upstream: &str, unseen: u64, partners: &str) -> String {
-    format!("me pg-2 1 {lsn}\nupstream {upstream} unseen {unseen}\npointed {upstream} {upstream}\ndetect 6\n{partners}")
+    format!("me pg-2 1 {lsn}\nupstream {upstream} unseen {unseen}\npointed {upstream} {upstream}\ndetect 6\nstale 10\n{partners}")
 }
 
 fn answer(input: &str) -> String {
@@ -18,37 +18,37 @@ fn a_standby_promotes_only_with_a_partner_that_lost_the_primary_too() {
     let rows: &[(&str, String, &str)] = &[
         (
             "the primary answers",
-            seen("0/5000100", "pg-1", 0, "partner pg-1 primary 1\npartner pg-3 standby 1 0/5000100 pg-1 0 running\n"),
+            seen("0/5000100", "pg-1", 0, "partner pg-1 primary 1\npartner pg-3 standby 1 0/5000100 pg-1 0 running 1 running\n"),
             "ok",
         ),
         (
             "a stall shorter than detect never promotes",
-            seen("0/5000100", "pg-1", 5, "partner pg-1 silent\npartner pg-3 standby 1 0/5000100 pg-1 5 running\n"),
+            seen("0/5000100", "pg-1", 5, "partner pg-1 silent\npartner pg-3 standby 1 0/5000100 pg-1 5 running 1 running\n"),
             "ok",
         ),
         (
             "lost, and pg-3 lost it too; pg-2 received more",
-            seen("0/5000100", "pg-1", 6, "partner pg-1 silent\npartner pg-3 standby 1 0/50000D8 pg-1 4 running\n"),
+            seen("0/5000100", "pg-1", 6, "partner pg-1 silent\npartner pg-3 standby 1 0/50000D8 pg-1 4 running 1 running\n"),
             "promote pg-1 unreachable for 6s, also for pg-3; this node received the most WAL (timeline 1, 0/5000100)",
         ),
         (
             "...pg-3 received more: it is the one",
-            seen("0/5000100", "pg-1", 9, "partner pg-1 silent\npartner pg-3 standby 1 0/6000000 pg-1 8 running\n"),
+            seen("0/5000100", "pg-1", 9, "partner pg-1 silent\npartner pg-3 standby 1 0/6000000 pg-1 8 running 1 running\n"),
             "wait pg-1 unreachable for 9s; pg-3 received the most WAL (timeline 1, 0/6000000) and is to be promoted",
         ),
         (
             "...a tie goes to the first name (pg-2 before pg-3)",
-            seen("0/5000100", "pg-1", 6, "partner pg-1 silent\npartner pg-3 standby 1 0/5000100 pg-1 6 running\n"),
+            seen("0/5000100", "pg-1", 6, "partner pg-1 silent\npartner pg-3 standby 1 0/5000100 pg-1 6 running 1 running\n"),
             "promote pg-1 unreachable for 6s, also for pg-3; this node received the most WAL (timeline 1, 0/5000100)",
         ),
         (
             "the other standby still reaches the primary: this node may be the one cut off",
-            seen("0/5000100", "pg-1", 20, "partner pg-1 silent\npartner pg-3 standby 1 0/5000100 pg-1 0 running\n"),
+            seen("0/5000100", "pg-1", 20, "partner pg-1 silent\npartner pg-3 standby 1 0/5000100 pg-1 0 running 1 running\n"),
             "wait pg-1 unreachable for 20s, but no partner confirms it (this node may be the one cut off)",
         ),
         (
             "...it lost the primary for under half of detect",
-            seen("0/5000100", "pg-1", 8, "partner pg-1 silent\npartner pg-3 standby 1 0/5000100 pg-1 2 running\n"),
+            seen("0/5000100", "pg-1", 8, "partner pg-1 silent\npartner pg-3 standby 1 0/5000100 pg-1 2 running 1 running\n"),
             "wait pg-1 unreachable for 8s, but no partner confirms it (this node may be the one cut off)",
         ),
         (
@@ -58,22 +58,42 @@ fn a_standby_promotes_only_with_a_partner_that_lost_the_primary_too() {
         ),
         (
             "a partner still starting is no quorum and no candidate",
-            seen("0/5000100", "pg-1", 30, "partner pg-1 silent\npartner pg-3 standby 1 0/9000000 pg-1 30 other\n"),
+            seen("0/5000100", "pg-1", 30, "partner pg-1 silent\npartner pg-3 standby 1 0/9000000 pg-1 30 other 1 running\n"),
             "wait pg-1 unreachable for 30s, but no partner confirms it (this node may be the one cut off)",
         ),
         (
             "a partner that follows another upstream does not confirm this one lost",
-            seen("0/5000100", "pg-1", 30, "partner pg-1 silent\npartner pg-3 standby 1 0/5000100 pg-9 30 running\n"),
+            seen("0/5000100", "pg-1", 30, "partner pg-1 silent\npartner pg-3 standby 1 0/5000100 pg-9 30 running 1 running\n"),
             "wait pg-1 unreachable for 30s, but no partner confirms it (this node may be the one cut off)",
         ),
         (
             "a newer timeline beats more WAL: pg-3 already switched to it",
-            seen("0/9000000", "pg-1", 9, "partner pg-1 silent\npartner pg-3 standby 2 0/5000100 pg-1 8 running\n"),
+            seen("0/9000000", "pg-1", 9, "partner pg-1 silent\npartner pg-3 standby 2 0/5000100 pg-1 8 running 1 running\n"),
             "wait pg-1 unreachable for 9s; pg-3 received the most WAL (timeline 2, 0/5000100) and is to be promoted",
         ),
         (
+            "a partner whose watcher has not published for over stale neither vouches nor is a candidate",
+            seen("0/5000100", "pg-1", 9, "partner pg-1 silent\npartner pg-3 standby 1 0/9000000 pg-1 9 running 11 running\n"),
+            "wait pg-1 unreachable for 9s, but no partner confirms it (this node may be the one cut off)",
+        ),
+        (
+            "...one that published stale seconds ago still counts",
+            seen("0/5000100", "pg-1", 9, "partner pg-1 silent\npartner pg-3 standby 1 0/5000100 pg-1 9 running 10 running\n"),
+            "promote pg-1 unreachable for 9s, also for pg-3; this node received the most WAL (timeline 1, 0/5000100)",
+        ),
+        (
+            "a partner whose entrypoint is not running (rejoining) neither vouches nor is a candidate",
+            seen("0/5000100", "pg-1", 9, "partner pg-1 silent\npartner pg-3 standby 1 0/9000000 pg-1 9 running 1 rejoining\n"),
+            "wait pg-1 unreachable for 9s, but no partner confirms it (this node may be the one cut off)",
+        ),
+        (
+            "a promoting partner whose watcher went stale is not waited for",
+            seen("0/5000100", "pg-1", 9, "partner pg-1 silent\npartner pg-3 standby 1 0/5000100 pg-1 9 promoting 30 running\n"),
+            "wait pg-1 unreachable for 9s, but no partner confirms it (this node may be the one cut off)",
+        ),
+        (
             "a partner being promoted: wait for it, whatever the positions",
-            seen("0/9000000", "pg-1", 8, "partner pg-1 silent\npartner pg-3 standby 1 0/5000100 pg-1 8 promoting\n"),
+            seen("0/9000000", "pg-1", 8, "partner pg-1 silent\npartner pg-3 standby 1 0/5000100 pg-1 8 promoting 1 running\n"),
             "wait pg-3 is being promoted",
         ),
         (
@@ -92,7 +112,7 @@ fn a_node_pointed_elsewhere_during_its_round_looks_again() {
     // What pg-2 saw would promote it: pg-1 lost by both standbys, pg-2
     // with the most WAL. Only the round's primary_conninfo differs.
     let lost = |pointed: &str| {
-        format!("me pg-2 1 0/9000000\nupstream pg-1 unseen 9\n{pointed}\ndetect 6\npartner pg-1 silent\npartner pg-3 standby 1 0/5000100 pg-1 9 running\n")
+        format!("me pg-2 1 0/9000000\nupstream pg-1 unseen 9\n{pointed}\ndetect 6\nstale 10\npartner pg-1 silent\npartner pg-3 standby 1 0/5000100 pg-1 9 running 1 running\n")
     };
     let rows: &[(&str, String, &str)] = &[
         (
@@ -121,7 +141,7 @@ fn a_node_pointed_elsewhere_during_its_round_looks_again() {
         ),
         (
             "re-pointed while the new primary is in sight: it looks again first",
-            "me pg-2 1 0/5000100\nupstream pg-1 unseen 0\npointed pg-1 pg-3\ndetect 6\npartner pg-1 silent\npartner pg-3 primary 2\n".into(),
+            "me pg-2 1 0/5000100\nupstream pg-1 unseen 0\npointed pg-1 pg-3\ndetect 6\nstale 10\npartner pg-1 silent\npartner pg-3 primary 2\n".into(),
             "wait this node was pointed from pg-1 to pg-3 during the round: looking again",
         ),
     ];
@@ -177,17 +197,17 @@ fn a_standby_follows_the_primary_on_the_newest_timeline() {
             // break-new-primary: pg-3 (timeline 2) was killed right after its
             // promotion and pg-1 thawed, still a primary on timeline 1.
             "a primary on a timeline older than this node's is never followed",
-            "me pg-2 2 0/6000000\nupstream pg-3 unseen 9\npointed pg-3 pg-3\ndetect 6\npartner pg-1 primary 1\npartner pg-3 silent\n".into(),
+            "me pg-2 2 0/6000000\nupstream pg-3 unseen 9\npointed pg-3 pg-3\ndetect 6\nstale 10\npartner pg-1 primary 1\npartner pg-3 silent\n".into(),
             "wait pg-3 unreachable for 9s, but no partner confirms it (this node may be the one cut off)",
         ),
         (
             "...not even when it is the primary this node followed",
-            "me pg-2 2 0/6000000\nupstream pg-1 unseen 0\npointed pg-1 pg-1\ndetect 6\npartner pg-1 primary 1\npartner pg-3 silent\n".into(),
+            "me pg-2 2 0/6000000\nupstream pg-1 unseen 0\npointed pg-1 pg-1\ndetect 6\nstale 10\npartner pg-1 primary 1\npartner pg-3 silent\n".into(),
             "wait pg-1 runs as primary on timeline 1, older than timeline 2 this node knows of: it was superseded, and is not followed",
         ),
         (
             "...one on this node's timeline is",
-            "me pg-2 2 0/6000000\nupstream pg-1 unseen 9\npointed pg-1 pg-1\ndetect 6\npartner pg-1 primary 1\npartner pg-3 primary 2\n".into(),
+            "me pg-2 2 0/6000000\nupstream pg-1 unseen 9\npointed pg-1 pg-1\ndetect 6\nstale 10\npartner pg-1 primary 1\npartner pg-3 primary 2\n".into(),
             "follow pg-3 pg-3 is the primary (timeline 2), this node followed pg-1",
         ),
         (
@@ -223,16 +243,36 @@ fn wrong_and_hostile_input_is_refused() {
         (
             "empty",
             String::new(),
-            "missing: me, upstream, pointed, detect",
+            "missing: me, upstream, pointed, detect, stale",
         ),
         (
             "no detect",
             "me pg-2 1 0/1\nupstream pg-1 unseen 0\npointed pg-1 pg-1\n".into(),
-            "missing: detect",
+            "missing: detect, stale",
+        ),
+        (
+            "an entrypoint state with a space",
+            seen(
+                "0/1",
+                "pg-1",
+                0,
+                "partner pg-3 standby 1 0/1 pg-1 3 running 1 waiting:\n",
+            ),
+            "an entrypoint state is lowercase",
+        ),
+        (
+            "a negative age",
+            seen(
+                "0/1",
+                "pg-1",
+                0,
+                "partner pg-3 standby 1 0/1 pg-1 3 running -1 running\n",
+            ),
+            "must be a number",
         ),
         (
             "detect 0",
-            "me pg-2 1 0/1\nupstream pg-1 unseen 0\npointed pg-1 pg-1\ndetect 0\n".into(),
+            "me pg-2 1 0/1\nupstream pg-1 unseen 0\npointed pg-1 pg-1\ndetect 0\nstale 10\n".into(),
             "at least 1",
         ),
         (
@@ -262,7 +302,7 @@ fn wrong_and_hostile_input_is_refused() {
                 "0/1",
                 "pg-1",
                 0,
-                "partner pg-3 standby 1 0/1 pg-1 -3 running\n",
+                "partner pg-3 standby 1 0/1 pg-1 -3 running 1 running\n",
             ),
             "must be a number",
         ),
@@ -272,7 +312,7 @@ fn wrong_and_hostile_input_is_refused() {
                 "0/1",
                 "pg-1",
                 0,
-                "partner pg-3 standby 1 0/1 pg-1 3 dancing\n",
+                "partner pg-3 standby 1 0/1 pg-1 3 dancing 1 running\n",
             ),
             "running, promoting or other",
         ),
@@ -303,17 +343,17 @@ fn wrong_and_hostile_input_is_refused() {
         ),
         (
             "me without a timeline",
-            "me pg-2 0/1\nupstream pg-1 unseen 0\npointed pg-1 pg-1\ndetect 6\n".into(),
+            "me pg-2 0/1\nupstream pg-1 unseen 0\npointed pg-1 pg-1\ndetect 6\nstale 10\n".into(),
             "expected me NAME TLI LSN",
         ),
         (
             "pointed with one name",
-            "me pg-2 1 0/1\nupstream pg-1 unseen 0\npointed pg-1\ndetect 6\n".into(),
+            "me pg-2 1 0/1\nupstream pg-1 unseen 0\npointed pg-1\ndetect 6\nstale 10\n".into(),
             "expected pointed FROM|none TO|none",
         ),
         (
             "pointed at a hostile name",
-            "me pg-2 1 0/1\nupstream pg-1 unseen 0\npointed pg-1 pg;1\ndetect 6\n".into(),
+            "me pg-2 1 0/1\nupstream pg-1 unseen 0\npointed pg-1 pg;1\ndetect 6\nstale 10\n".into(),
             "a node name",
         ),
         (
