@@ -218,9 +218,15 @@ impl fmt::Display for BeforeRewind {
     }
 }
 
-/// pg_waldump's message when it reaches the end of the WAL it has: every
-/// listing without an end point stops so, and it is not a failure.
-const WALDUMP_END: &str = "error in WAL record at";
+/// pg_waldump's messages when it reaches the end of the WAL it has, which
+/// are no failure: every listing without an end point stops with the
+/// first, and one with no record at or after its start point (a node
+/// whose WAL ends at the fork, as after a clean switchover) with the
+/// second.
+const WALDUMP_ENDS: [&str; 2] = [
+    "error in WAL record at",
+    "could not find a valid record after",
+];
 
 /// The rewind rule. `listing` is pg_waldump's output from the fork point,
 /// its own error lines (`pg_waldump: ...`) included; it is read only when
@@ -257,10 +263,11 @@ pub fn before_rewind(seen: &RewindSeen, listing: &str) -> BeforeRewind {
         // fork's, this node's WAL ends before the fork.
         return BeforeRewind::Discards { records: 0 };
     }
-    if let Some(failed) = listing
-        .lines()
-        .find(|l| l.starts_with("pg_waldump: ") && l.contains("error") && !l.contains(WALDUMP_END))
-    {
+    if let Some(failed) = listing.lines().find(|l| {
+        l.starts_with("pg_waldump: ")
+            && l.contains("error")
+            && !WALDUMP_ENDS.iter().any(|end| l.contains(end))
+    }) {
         return keep_whole(format!(
             "pg_waldump could not list the WAL past the fork: {failed}"
         ));

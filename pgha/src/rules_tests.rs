@@ -132,6 +132,14 @@ fn what_lies_past_the_fork_point_is_kept_aside_unless_nothing_was_committed() {
             "discards 0",
         ),
         (
+            // A clean switchover: the standby received the shutdown
+            // checkpoint, and the fork is where this node's WAL ends.
+            "a former primary with nothing at or after the fork",
+            primary.clone(),
+            "pg_waldump: error: could not find a valid record after 0/3000110\n".to_owned(),
+            "discards 0",
+        ),
+        (
             "a former primary's shutdown checkpoint",
             primary.clone(),
             format!("{SHUTDOWN}{END}"),

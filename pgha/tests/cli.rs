@@ -5,6 +5,7 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+use pgha::Lsn;
 use testkit::postgres::Postgres;
 
 /// Runs pgha with `args` and `input` on stdin: (exit code, stdout, stderr).
@@ -100,8 +101,41 @@ fn commits_past_a_point_of_a_real_wal_are_counted() {
     );
 
     // Past the last commit only the shutdown checkpoint remains.
-    let (_, answer, _) = before_rewind("standby", &end, &waldump(&pg, &end));
+    let tail = waldump(&pg, &end);
+    let (_, answer, _) = before_rewind("standby", &end, &tail);
     assert_eq!(answer, "discards 1", "only the shutdown checkpoint");
+
+    // A fork where this node's WAL ends (after its shutdown checkpoint, as
+    // in a clean switchover): pg_waldump finds no record there, which is
+    // no failure.
+    let checkpoint = tail
+        .lines()
+        .find(|l| l.contains("CHECKPOINT_SHUTDOWN"))
+        .expect("the shutdown checkpoint");
+    let at: Lsn = checkpoint
+        .split("lsn: ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .expect("its position")
+        .parse()
+        .expect("a WAL position");
+    let total: u64 = checkpoint
+        .split("len (rec/tot):")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .and_then(|r| r.split('/').nth(1))
+        .expect("its length")
+        .trim()
+        .parse()
+        .expect("a length");
+    let after = Lsn((at.0 + total).next_multiple_of(8)).to_string();
+    let listing = waldump(&pg, &after);
+    assert!(
+        listing.contains("could not find a valid record after"),
+        "{listing}"
+    );
+    let (_, answer, _) = before_rewind("primary", &after, &listing);
+    assert_eq!(answer, "discards 0", "nothing past the end: {listing}");
 
     // A listing pg_waldump could not make (its start segment damaged)
     // keeps the whole directory aside.
