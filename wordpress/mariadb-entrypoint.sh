@@ -218,20 +218,24 @@ recover_position() {
 
 # data the running cluster cannot take back is kept, renamed, and never
 # served (the SST would otherwise delete it)
-move_aside() { # <headline> <reason>
-    local dest
-    dest=$VOLUME_DIR/data.old-$(date -u +%Y%m%dT%H%M%SZ)
+move_aside() { # <headline> <reason> [kind: bounded to the newest KEEP_ASIDE_MAX of it]
+    local dest kind=${3:-}
+    dest=$VOLUME_DIR/data.old-${kind:+$kind-}$(date -u +%Y%m%dT%H%M%SZ)
     log "galera: $1: $2; keeping it as $dest and taking a full copy (SST) from the running cluster"
     mv "$DATADIR" "$dest"
     mkdir -p "$DATADIR"
     rm -f "$MARKER"
     local old
-    # Bounded, so that repeated faults cannot fill the disk: the newest
-    # KEEP_ASIDE_MAX copies stay (their names sort by time).
-    for old in $(find "$VOLUME_DIR" -maxdepth 1 -name 'data.old-*' | sort | head -n "-$KEEP_ASIDE_MAX"); do
-        log "galera: removing the oldest kept-aside copy $old (at most $KEEP_ASIDE_MAX are kept)"
-        rm -rf -- "$old"
-    done
+    # A kind that repeated faults can make again is bounded, so that they
+    # cannot fill the disk: its newest KEEP_ASIDE_MAX copies stay (their
+    # names sort by time). The rest (another cluster's data, a node ahead of
+    # the cluster or left out of a bootstrap) are never removed here.
+    if [[ -n $kind ]]; then
+        for old in $(find "$VOLUME_DIR" -maxdepth 1 -name "data.old-$kind-*" | sort | head -n "-$KEEP_ASIDE_MAX"); do
+            log "galera: removing the oldest kept-aside copy $old (at most $KEEP_ASIDE_MAX of its kind are kept)"
+            rm -rf -- "$old"
+        done
+    fi
     LOCAL_UUID="" LOCAL_SEQNO=-1
     put position ""
     put foreign ""
@@ -614,8 +618,13 @@ decide_and_start() {
                 move_aside "DATA OF ANOTHER CLUSTER" "its state uuid $LOCAL_UUID is not the running cluster's $cuuid (seen on $n)"
             elif has_data && [[ -z $LOCAL_UUID ]]; then
                 # The join's full copy (SST) would overwrite it, and a failed
-                # join empties it: what it holds is kept first.
-                move_aside "NO USABLE POSITION" "the data directory has no position to join the cluster from"
+                # join empties it: what it holds is kept first, unless it
+                # holds no tables (a failed join's leftovers).
+                if [[ -e $DATADIR/mysql ]]; then
+                    move_aside "NO USABLE POSITION" "the data directory has no position to join the cluster from" noposition
+                else
+                    log "the data directory holds no tables and no position (a failed join's leftovers): the join replaces it with a full copy (SST)"
+                fi
             elif [[ $(sv "$n" seqno) =~ ^[0-9]+$ ]] && ((LOCAL_SEQNO > $(sv "$n" seqno))); then
                 # only after a majority decided without this node
                 move_aside "WARNING: THIS NODE IS AHEAD of the running cluster" "position $LOCAL_SEQNO > $(sv "$n" seqno) on $n, its last $((LOCAL_SEQNO - $(sv "$n" seqno))) transactions are not in the cluster"
