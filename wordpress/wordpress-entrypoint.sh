@@ -110,17 +110,25 @@ stop_children() {
 
 # Runs the setup step; exits with its status when it fails. In the
 # background, so that SIGTERM is handled while it waits for the database.
+# A database connection lost part way (exit 3: a Galera node restarting in a
+# rolling update) is tried again, SETUP_TRIES times in all, 5 s apart.
+readonly SETUP_TRIES=5
 setup() {
-  local pid status=0
-  php8.2 "$SETUP" &
-  pid=$!
-  NAMES[$pid]=setup
-  wait "$pid" || status=$?
-  unset "NAMES[$pid]"
-  if ((status != 0)); then
-    log "setup failed (exit $status)"
-    exit "$status"
-  fi
+  local pid status try
+  for try in $(seq 1 "$SETUP_TRIES"); do
+    status=0
+    php8.2 "$SETUP" &
+    pid=$!
+    NAMES[$pid]=setup
+    wait "$pid" || status=$?
+    unset "NAMES[$pid]"
+    ((status == 0)) && return 0
+    ((status == 3 && try < SETUP_TRIES)) || break
+    log "setup lost its database connection (try $try of $SETUP_TRIES): trying again in 5 s"
+    sleep 5
+  done
+  log "setup failed (exit $status)"
+  exit "$status"
 }
 
 # Starts php-fpm, nginx and the cron loop; returns when the first one ends.

@@ -18,7 +18,10 @@
  *
  * Exit status: 0 ready to serve; 1 gave up (database unreachable for
  * WORDPRESS_DB_WAIT_S seconds, lock not had in WORDPRESS_LOCK_WAIT_S, install
- * failed); 2 configuration error.
+ * failed); 2 configuration error; 3 the database connection was lost part
+ * way (a Galera node restarting in a rolling update): the entrypoint runs
+ * setup again, which finds where it stopped (an install that began and did
+ * not finish is redone).
  *
  * The lock is a row lock, not GET_LOCK(): production is Galera, which lists
  * GET_LOCK() among the explicit locks it does not support, and some MariaDB
@@ -180,7 +183,10 @@ function prepare_wordpress(string $host): void
         'wp_die_handler' => [10 => [[
             'function' => fn() => function ($message) {
                 $text = is_wp_error($message) ? $message->get_error_message() : (string) $message;
-                stop(1, 'WordPress stopped: ' . trim(preg_replace('/\s+/', ' ', strip_tags($text))));
+                $text = trim(preg_replace('/\s+/', ' ', strip_tags($text)));
+                // "Error establishing a database connection", "Error
+                // reconnecting to the database": worth another try.
+                stop(stripos($text, 'database') !== false ? 3 : 1, "WordPress stopped: $text");
             },
             'accepted_args' => 1,
         ]]],
