@@ -272,8 +272,8 @@ logged_within() {
 }
 
 # The one-off site's install record (began, finished), or none.
-install_record() {
-  node_sql mariadb-1 "SELECT state FROM ${UNFINISHED_PREFIX}swarmvote_install WHERE id = 1" 2>/dev/null || echo none
+install_record() { # [node, default mariadb-1]
+  node_sql "${1:-mariadb-1}" "SELECT state FROM ${UNFINISHED_PREFIX}swarmvote_install WHERE id = 1" 2>/dev/null || echo none
 }
 
 # An install that died part way (WordPress counts the site installed, but
@@ -310,10 +310,41 @@ unfinished_install() {
   check "a site installed before the install record existed is kept" logged_within "$name" 'the site is already installed: nothing to do'
   docker logs "$name" >>"$ARTIFACTS/wordpress-unfinished.log" 2>&1 || true
   docker rm -f "$name" >/dev/null
+  setup_loses_database "$name"
   tables=$(node_sql mariadb-1 "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name LIKE '${UNFINISHED_PREFIX//_/\\_}%'" || true)
   for t in $tables; do node_sql mariadb-1 "DROP TABLE \`$t\`" || true; done
   rm -rf "$ARTIFACTS/$name.secrets"
   check "...and the real site is untouched" test "$(wp / -o /dev/null -w '%{http_code}' || true)" = 200
+}
+
+# The database connection lost while an install runs (the writer killed,
+# as a rolling update restarts it): setup tries again and the site ends
+# installed once. The one-off replica is frozen the moment its install
+# begins, so that the kill always lands inside it.
+setup_loses_database() {
+  local name=$1 tables t old alive
+  tables=$(node_sql mariadb-1 "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name LIKE '${UNFINISHED_PREFIX//_/\\_}%'" || true)
+  for t in $tables; do node_sql mariadb-1 "DROP TABLE \`$t\`" || true; done
+  old=$(writer || true)
+  one_off_wordpress "$name"
+  for _ in $(seq 1 600); do
+    docker logs "$name" 2>&1 | grep -q 'installing the site' && break
+    sleep 0.2
+  done
+  docker pause "$name" >/dev/null
+  [ -n "$old" ] && docker kill "$(container_of "wordpress_$old")" >/dev/null
+  sleep 3
+  docker unpause "$name" >/dev/null
+  check "setup that lost its database connection while installing (writer $old killed) tries again" \
+    logged_within "$name" 'lost its database connection (try 1 of'
+  check "...and installs the site" logged_within "$name" 'installed the site at'
+  # read on a node that was not killed
+  [ "$old" != mariadb-2 ] && alive=mariadb-2 || alive=mariadb-3
+  check "...once: one admin user ($(node_sql "$alive" "SELECT count(*) FROM ${UNFINISHED_PREFIX}users" || echo none)), recorded as $(install_record "$alive")" \
+    test "$(node_sql "$alive" "SELECT count(*) FROM ${UNFINISHED_PREFIX}users" || true)/$(install_record "$alive")" = 1/finished
+  docker logs "$name" >>"$ARTIFACTS/wordpress-unfinished.log" 2>&1 || true
+  docker rm -f "$name" >/dev/null
+  check "...and the killed node $old rejoins, every node Synced" wait_cluster 180
 }
 
 # Node $1's volume is made another cluster's (same name, another state
