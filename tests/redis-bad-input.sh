@@ -58,25 +58,27 @@ logs_say() {
 # restarted with a stale configuration does the same): it says role:master,
 # which is all its own check asks, but the Sentinels name $1, so neither
 # HAProxy may let it out of maintenance. The Sentinels turn such a node back
-# into a replica after 0-10 s, so for 5 s it is made primary again every
-# quarter second, longer than a check needs to pass.
+# into a replica after 0-10 s, so it is made primary again every quarter
+# second until it has said role:master in 10 samples (2.5 s, more than a
+# check needs to pass), for 15 s at most.
 rogue_primary() {
-  local p=$1 rogue=$2 dir masters=0
+  local p=$1 rogue=$2 dir masters=0 samples=0
   dir=$(mktemp -d)
   sample_rotation "$dir/samples" "$dir/stop" &
-  for _ in $(seq 1 20); do
+  while [ "$masters" -lt 10 ] && [ "$samples" -lt 60 ]; do
     # A miss (the name did not resolve, say) shows as a sample of a replica.
     sentinel_cli -h "$rogue" REPLICAOF NO ONE >/dev/null 2>&1 || true
     sleep 0.25
+    samples=$((samples + 1))
     [ "$(replication_field "$rogue" role)" != master ] || masters=$((masters + 1))
   done
   touch "$dir/stop"
   wait
   # The fault took if it said role:master for long enough that a broken guard
   # would have admitted it: HAProxy's role check runs every second and needs
-  # one pass (redis/haproxy.cfg), so half the 5 s (10 samples) is ample. The
-  # Sentinels undo it at their own pace (a full run saw 14 of 20).
-  check "a replica made primary by hand ($rogue) said role:master ($masters of 20 samples)" test "$masters" -ge 10
+  # one pass (redis/haproxy.cfg), so 10 samples (2.5 s) is ample. The
+  # Sentinels undo it at their own pace (full runs saw 14 and 9 of 20).
+  check "a replica made primary by hand ($rogue) said role:master ($masters of $samples samples)" test "$masters" -ge 10
   check "...but no HAProxy put it in rotation, and $p stayed ($(wc -l <"$dir/samples") samples)" \
     bash -c "! grep -qE '[ ,]$rogue,' '$dir/samples' && grep -qE '[ ,]$p,' '$dir/samples'"
   check "...votes were acknowledged meanwhile" votes_work
