@@ -184,9 +184,11 @@ function prepare_wordpress(string $host): void
             'function' => fn() => function ($message) {
                 $text = is_wp_error($message) ? $message->get_error_message() : (string) $message;
                 $text = trim(preg_replace('/\s+/', ' ', strip_tags($text)));
-                // "Error establishing a database connection", "Error
-                // reconnecting to the database": worth another try.
-                stop(stripos($text, 'database') !== false ? 3 : 1, "WordPress stopped: $text");
+                // A lost connection is worth another try; other stops
+                // ("tables are unavailable", ...) are not.
+                $lost = stripos($text, 'Error establishing a database connection') !== false
+                    || stripos($text, 'Error reconnecting to the database') !== false;
+                stop($lost ? 3 : 1, "WordPress stopped: $text");
             },
             'accepted_args' => 1,
         ]]],
@@ -262,23 +264,6 @@ function record_install(string $state): void
 }
 
 /**
- * Why the site is an install that died part way, or '' when it is not.
- * Its connection to the database lost, an install left the options that
- * make WordPress call the site installed, and perhaps no admin user: every
- * replica then served a site nobody can log in to, or one half made.
- */
-function unfinished_install(): string
-{
-    if (user_count() === 0) {
-        return 'the site looks installed but has no user (an install that did not finish)';
-    }
-    if (install_record() === 'began') {
-        return 'an install of the site began and never finished';
-    }
-    return '';
-}
-
-/**
  * Such a site holds nothing: no replica serves before its setup finished,
  * and setup waits for the lock the dying installer held. Its tables go, all
  * but the install lock's, and the install runs again.
@@ -301,7 +286,14 @@ function install_or_upgrade(string $url_host, string $lock_table): void
 {
     global $wp_db_version, $wp_rewrite;
     wp_cache_delete('is_blog_installed');
-    if (is_blog_installed() && ($why = unfinished_install()) !== '') {
+    // The record first: WordPress dies on a site whose install stopped
+    // before its options were written ("One or more database tables are
+    // unavailable"), so is_blog_installed() cannot be asked of it.
+    $why = install_record() === 'began' ? 'an install of the site began and never finished' : '';
+    if ($why === '' && is_blog_installed() && user_count() === 0) {
+        $why = 'the site looks installed but has no user (an install that did not finish)';
+    }
+    if ($why !== '') {
         drop_unfinished_install($why, $lock_table);
         wp_cache_delete('is_blog_installed');
     }
