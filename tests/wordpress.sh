@@ -247,8 +247,8 @@ part_bad_input() {
 
 # A one-off WordPress replica of the deployed image on the cluster, with its
 # own table prefix (so the real site is untouched), named $1; runs detached.
-one_off_wordpress() {
-  local name=$1 image secret
+one_off_wordpress() { # <name> [database host, default mariadb]
+  local name=$1 db=${2:-mariadb} image secret
   image=$(docker service inspect --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}' wordpress_wordpress)
   mkdir -p "$ARTIFACTS/$name.secrets"
   secret=$(cd "$ARTIFACTS/$name.secrets" && pwd)
@@ -258,7 +258,7 @@ one_off_wordpress() {
   chmod 0755 "$secret" && chmod 0644 "$secret"/*
   docker rm -f "$name" >/dev/null 2>&1 || true
   docker run -d --name "$name" --network mariadb_galera-network -e WORDPRESS_TABLE_PREFIX="$UNFINISHED_PREFIX" \
-    -e WP_URL="https://wp.localhost:$HTTPS" -e WORDPRESS_DB_HOST=mariadb -e WORDPRESS_DB_PASSWORD_FILE=/s/db \
+    -e WP_URL="https://wp.localhost:$HTTPS" -e WORDPRESS_DB_HOST="$db" -e WORDPRESS_DB_PASSWORD_FILE=/s/db \
     -e WORDPRESS_KEYS_FILE=/s/keys -e WP_ADMIN_PASSWORD_FILE=/s/admin -v "$secret:/s:ro" "$image" >/dev/null
 }
 # Waits (up to 120 s) until container $1 logged a line matching $2.
@@ -310,10 +310,38 @@ unfinished_install() {
   check "a site installed before the install record existed is kept" logged_within "$name" 'the site is already installed: nothing to do'
   docker logs "$name" >>"$ARTIFACTS/wordpress-unfinished.log" 2>&1 || true
   docker rm -f "$name" >/dev/null
+  setup_loses_database "$name"
   tables=$(node_sql mariadb-1 "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name LIKE '${UNFINISHED_PREFIX//_/\\_}%'" || true)
   for t in $tables; do node_sql mariadb-1 "DROP TABLE \`$t\`" || true; done
   rm -rf "$ARTIFACTS/$name.secrets"
   check "...and the real site is untouched" test "$(wp / -o /dev/null -w '%{http_code}' || true)" = 200
+}
+
+# The database connection lost while an install runs, as a rolling update
+# restarts the node: a one-off replica that writes to mariadb-3 directly is
+# frozen the moment its install begins, mariadb-3 is stopped (Swarm starts
+# it again), and the replica thawed. Its setup must try again, and the site
+# end installed once.
+setup_loses_database() {
+  local name=$1 tables t
+  tables=$(node_sql mariadb-1 "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name LIKE '${UNFINISHED_PREFIX//_/\\_}%'" || true)
+  for t in $tables; do node_sql mariadb-1 "DROP TABLE \`$t\`" || true; done
+  one_off_wordpress "$name" mariadb-3
+  for _ in $(seq 1 600); do
+    docker logs "$name" 2>&1 | grep -q 'installing the site' && break
+    sleep 0.2
+  done
+  docker pause "$name" >/dev/null
+  docker stop -t 30 "$(container_of wordpress_mariadb-3)" >/dev/null
+  docker unpause "$name" >/dev/null
+  check "setup that lost its database while installing (mariadb-3 stopped) tries again" \
+    logged_within "$name" 'lost its database connection (try 1 of'
+  check "...and installs the site once mariadb-3 is back" logged_within "$name" 'installed the site at'
+  check "...once: one admin user ($(node_sql mariadb-1 "SELECT count(*) FROM ${UNFINISHED_PREFIX}users" || echo none)), recorded as $(install_record)" \
+    test "$(node_sql mariadb-1 "SELECT count(*) FROM ${UNFINISHED_PREFIX}users" || true)/$(install_record)" = 1/finished
+  docker logs "$name" >>"$ARTIFACTS/wordpress-unfinished.log" 2>&1 || true
+  docker rm -f "$name" >/dev/null
+  check "...and every node is Synced again" wait_cluster 180
 }
 
 # Node $1's volume is made another cluster's (same name, another state
