@@ -92,7 +92,49 @@ function db_connect(): mysqli
     return $db;
 }
 
-/** Waits until the database accepts us; gives up after $limit seconds. */
+/**
+ * Why the server cannot serve us yet, or '' when it can. A Galera node that
+ * is still joining accepts connections but refuses statements (1047, "WSREP
+ * has not yet prepared node for application use") until wsrep_ready is ON.
+ */
+function not_ready(mysqli $db): string
+{
+    $row = $db->query("SHOW GLOBAL STATUS LIKE 'wsrep_ready'")->fetch_row();
+    return $row === null || $row[1] === 'ON' ? '' : "the node is not ready yet (wsrep_ready={$row[1]})";
+}
+
+/**
+ * Error codes that mean the server went away or is not serving yet (a
+ * Galera node restarting), as opposed to a refusal: worth another try.
+ */
+const LOST_CONNECTION_CODES = [
+    1047, // ER_UNKNOWN_COM_ERROR: WSREP has not yet prepared node for application use
+    1927, // ER_CONNECTION_KILLED
+    2002, // CR_CONNECTION_ERROR
+    2003, // CR_CONN_HOST_ERROR
+    2006, // CR_SERVER_GONE_ERROR
+    2013, // CR_SERVER_LOST
+];
+
+/** The error code of WordPress's last query, 0 when none or unknown. */
+function last_query_error(): int
+{
+    global $wpdb;
+    try {
+        return isset($wpdb) && $wpdb->dbh instanceof mysqli ? mysqli_errno($wpdb->dbh) : 0;
+    } catch (Throwable $e) {
+        return 0; // a closed connection
+    }
+}
+
+/** Stops with 3 (try again) for a lost connection, 1 for any other error. */
+function stop_on_sql_error(string $doing, mysqli_sql_exception $e): never
+{
+    $lost = in_array($e->getCode(), LOST_CONNECTION_CODES, true);
+    stop($lost ? 3 : 1, "$doing: " . $e->getMessage() . ($lost ? ' (the database connection was lost)' : ''));
+}
+
+/** Waits until the database accepts us and serves; gives up after $limit seconds. */
 function wait_for_database(int $limit): void
 {
     $started = time();
@@ -100,11 +142,15 @@ function wait_for_database(int $limit): void
     $last_logged = 0;
     for ($attempt = 1; ; $attempt++) {
         try {
-            db_connect()->close();
-            if ($attempt > 1) {
-                say('the database is reachable now');
+            $db = db_connect();
+            $error = not_ready($db);
+            $db->close();
+            if ($error === '') {
+                if ($attempt > 1) {
+                    say('the database is reachable now');
+                }
+                return;
             }
-            return;
         } catch (mysqli_sql_exception $e) {
             $error = $e->getMessage();
         }
@@ -184,10 +230,13 @@ function prepare_wordpress(string $host): void
             'function' => fn() => function ($message) {
                 $text = is_wp_error($message) ? $message->get_error_message() : (string) $message;
                 $text = trim(preg_replace('/\s+/', ' ', strip_tags($text)));
-                // A lost connection is worth another try; other stops
-                // ("tables are unavailable", ...) are not.
+                // A lost connection is worth another try, and so is a stop
+                // whose last query failed for that reason (a Galera node
+                // leaving the cluster: "tables are unavailable" after 1047);
+                // other stops are not.
                 $lost = stripos($text, 'Error establishing a database connection') !== false
-                    || stripos($text, 'Error reconnecting to the database') !== false;
+                    || stripos($text, 'Error reconnecting to the database') !== false
+                    || in_array(last_query_error(), LOST_CONNECTION_CODES, true);
                 stop($lost ? 3 : 1, "WordPress stopped: $text");
             },
             'accepted_args' => 1,
@@ -336,12 +385,16 @@ wait_for_database($db_wait);
 try {
     $lock = take_install_lock($table_prefix . LOCK_TABLE_SUFFIX, $lock_wait);
 } catch (mysqli_sql_exception $e) {
-    stop(1, 'cannot take the install lock: ' . $e->getMessage());
+    stop_on_sql_error('cannot take the install lock', $e);
 }
 prepare_wordpress($url_host);
 require_once WORDPRESS_DIR . '/wp-load.php';
 require_once ABSPATH . 'wp-admin/includes/upgrade.php';
 install_or_upgrade($url_host, $table_prefix . LOCK_TABLE_SUFFIX);
-$lock->rollback(); // releases the lock; the transaction wrote nothing
-$lock->close();
+try {
+    $lock->rollback(); // releases the lock; the transaction wrote nothing
+    $lock->close();
+} catch (mysqli_sql_exception $e) {
+    // A lost lock connection has released the lock already.
+}
 exit(0);
