@@ -238,7 +238,7 @@ check "status lists the services" bash -c "./deploy.sh status | grep -q 'app_vot
 
 echo "deploy: rolling update of vote and result under load"
 # voter LOOP SECONDS: votes as new voters until SECONDS have passed; writes
-# "status voter_id choice" lines to $ARTIFACTS/load.LOOP.
+# "status voter_id choice time" lines to $ARTIFACTS/load.LOOP.
 voter() {
   local loop=$1 until=$((SECONDS + $2)) choice headers status id
   : >"$ARTIFACTS/load.$loop"
@@ -247,7 +247,7 @@ voter() {
     headers=$(https vote /api/vote -D - -o /dev/null -H 'Content-Type: application/json' -d "{\"vote\":\"$choice\"}" 2>/dev/null || true)
     status=$(sed -nE 's/^HTTP\/[0-9.]+ ([0-9]{3}).*/\1/p' <<<"$headers" | tail -n 1)
     id=$(sed -nE 's/^[Ss]et-[Cc]ookie: voter_id=([0-9a-f]{32}).*/\1/p' <<<"$headers" | head -n 1)
-    printf '%s %s %s\n' "${status:-000}" "${id:-none}" "$choice" >>"$ARTIFACTS/load.$loop"
+    printf '%s %s %s %s\n' "${status:-000}" "${id:-none}" "$choice" "$(date -u +%T.%3N)" >>"$ARTIFACTS/load.$loop"
   done
 }
 # A new image for a service: the same program, one label different.
@@ -281,6 +281,8 @@ requests=$(wc -l <"$ARTIFACTS/load.all")
 failures=$(grep -vc '^200 ' "$ARTIFACTS/load.all" || true)
 check "the load ran ($requests requests)" test "$requests" -gt 50
 check "no request failed during the update ($failures failed)" test "$failures" -eq 0
+# status voter choice time (000: no answer within 10 s)
+grep -v '^200 ' "$ARTIFACTS/load.all" | head -n 5 | sed 's/^/    failed: /' || true
 lost=-1
 for _ in $(seq 1 60); do
   stored_votes | sort >"$ARTIFACTS/stored"

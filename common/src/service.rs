@@ -15,12 +15,15 @@ use crate::http::Shutdown;
 
 /// Reads the configuration (exit status 2, naming every bad variable, when
 /// it is invalid: restarting will not fix it), binds `listen(&config)` and
-/// runs `run` until SIGTERM or SIGINT. Exit status 1 when `run` fails.
+/// runs `run` until SIGTERM or SIGINT, the stop announced `lame_duck`
+/// before it fires (see [`crate::http::LAME_DUCK`]). Exit status 1 when
+/// `run` fails.
 ///
 /// `<binary> healthcheck` instead asks the running service's `/healthz` and
 /// exits 0 or 1: the images' `HEALTHCHECK`, with no HTTP client installed.
 pub async fn main<C, F, Fut>(
     service: &'static str,
+    lame_duck: Duration,
     read: impl FnOnce(&mut Env) -> C,
     listen: impl FnOnce(&C) -> SocketAddr,
     run: F,
@@ -53,7 +56,8 @@ where
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("while binding LISTEN_ADDR {addr}"))?;
-        let shutdown = Shutdown::on_signals().context("while installing signal handlers")?;
+        let shutdown =
+            Shutdown::on_signals(lame_duck).context("while installing signal handlers")?;
         run(config, listener, shutdown).await
     }
     .await;

@@ -4,6 +4,7 @@
 async fn main() -> std::process::ExitCode {
     common::service::main(
         "result",
+        common::http::LAME_DUCK,
         result::Config::from_env,
         |c| c.listen_addr,
         result::run,

@@ -41,7 +41,11 @@ const PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; \
 
 /// Unknown paths get axum's 404, known paths with another method its 405.
 pub fn router(state: AppState, readiness: Readiness) -> Router {
-    let ops = ops_router(readiness, state.metrics.registry.clone());
+    let ops = ops_router(
+        readiness,
+        state.metrics.registry.clone(),
+        state.shutdown.clone(),
+    );
     Router::new()
         .route("/", get(index))
         .route("/api/results", get(api_results))

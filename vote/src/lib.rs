@@ -46,7 +46,11 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         recorder,
         metrics: metrics.clone(),
     });
-    let app = web::router(state).merge(ops_router(readiness, metrics.registry.clone()));
+    let app = web::router(state).merge(ops_router(
+        readiness,
+        metrics.registry.clone(),
+        shutdown.clone(),
+    ));
     tracing::info!(addr = %listener.local_addr()?, "vote listening");
     common::http::serve(listener, app, shutdown).await?;
     Ok(())

@@ -7,5 +7,12 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    common::service::main("vote", vote::Config::from_env, |c| c.listen, vote::run).await
+    common::service::main(
+        "vote",
+        common::http::LAME_DUCK,
+        vote::Config::from_env,
+        |c| c.listen,
+        vote::run,
+    )
+    .await
 }

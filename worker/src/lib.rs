@@ -21,7 +21,11 @@ pub const DEPENDENCIES: &[&str] = &["redis", "postgres"];
 pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
     let metrics = metrics::WorkerMetrics::new();
     let readiness = Readiness::new(DEPENDENCIES);
-    let ops = ops_router(readiness.clone(), metrics.registry.clone());
+    let ops = ops_router(
+        readiness.clone(),
+        metrics.registry.clone(),
+        shutdown.clone(),
+    );
     tracing::info!(addr = %listener.local_addr()?, "worker health and metrics listening");
     let server = tokio::spawn(common::http::serve(listener, ops, shutdown.clone()));
     Worker::new(&config, metrics, readiness).run(shutdown).await;

@@ -4,6 +4,7 @@
 async fn main() -> std::process::ExitCode {
     common::service::main(
         "worker",
+        std::time::Duration::ZERO,
         worker::Config::from_env,
         |c| c.listen,
         worker::run,
