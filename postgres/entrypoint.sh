@@ -777,7 +777,12 @@ trap on_term TERM INT
 # (no standby follows it), but it must not stay a primary: when a partner is
 # a primary on a newer timeline (the rule: `pgha fence`, pgha/src/supervise.rs),
 # this node stops and exits, and its next start rejoins the new primary as
-# a standby (pg_rewind).
+# a standby (pg_rewind). Each verdict is written to FENCE_FILE ("TIME
+# VERDICT"): the watcher's claim_metadata acts only on a `stay` at most
+# FENCE_FRESH seconds old (checks come every 4 s; asking two hung partners
+# takes up to 6 s more).
+FENCE_FILE=$RUN_DIR/fence
+FENCE_FRESH=12
 fence_if_superseded() {
     local mine p r t st seen verdict
     [[ $(timeout 5 psql -X -qAt -h /var/run/postgresql -d postgres -c 'SELECT NOT pg_is_in_recovery()' 2>/dev/null) == t ]] || return 0
@@ -797,8 +802,10 @@ fence_if_superseded() {
     done
     if ! verdict=$(pgha fence <<<"$seen" 2>&1); then
         log "pgha fence failed, not fencing: $verdict"
+        printf '%s unknown\n' "$EPOCHSECONDS" >"$FENCE_FILE"
         return 0
     fi
+    printf '%s %s\n' "$EPOCHSECONDS" "$verdict" >"$FENCE_FILE"
     case $verdict in
     fence\ *)
         log "${verdict#fence }; stopping to rejoin it as a standby"
@@ -923,7 +930,11 @@ follow_now() { # <primary>
 # found it, and repmgrd looped on the dead "upstream". Written with
 # synchronous_commit = local: it must not wait for a standby.
 claim_metadata() {
-    local wrong
+    local wrong at verdict=""
+    # Only a primary the fence rule let stay, lately: a superseded one
+    # (a partner promoted after it) must not name itself.
+    read -r at verdict _ <"$FENCE_FILE" 2>/dev/null || return 0
+    [[ $verdict == stay && $at =~ ^[0-9]+$ ]] && ((EPOCHSECONDS - at <= FENCE_FRESH)) || return 0
     wrong=$(on "$NODE_NAME" -c "SELECT count(*) FROM repmgr.nodes WHERE (type = 'primary' AND active AND node_id <> $NODE_ID) OR (node_id = $NODE_ID AND (type <> 'primary' OR NOT active OR upstream_node_id IS NOT NULL))" 2>/dev/null) || return 0
     [[ $wrong =~ ^[1-9] ]] || return 0
     if on "$NODE_NAME" >/dev/null 2>&1 <<SQL; then
