@@ -5,7 +5,8 @@
 # decides at every start, from the partners' GET /state, how this node enters
 # the cluster:
 #   * a partner runs a Primary component  -> join it (IST, or SST with
-#     mariabackup); data of another cluster is first moved aside
+#     mariabackup); data the cluster lacks is first moved aside (the rule is
+#     pgha's, in pgha/src/galera_join.rs: see join_decision)
 #   * nobody is Primary                   -> every node publishes its position
 #     (grastate.dat after a clean stop, mysqld --wsrep-recover after a crash)
 #     and the node it nominates (see nominate; the rule is pgha's, in
@@ -269,16 +270,40 @@ survey() {
 }
 sv() { kv "$2" "${STATE[$1]:-}"; } # <node> <key>
 
-# partners that run a Primary component and are done joining/initialising
-joinable_primaries() {
-    local n out=""
-    for n in "${PEERS[@]}"; do
-        if [[ $(sv "$n" primary) == 1 && $(sv "$n" phase) == running && $(sv "$n" local_state) == 4 &&
-            $(sv "$n" cluster_name) == "$GALERA_CLUSTER_NAME" ]]; then
-            out+="${out:+ }$n"
-        fi
-    done
-    printf '%s' "$out"
+# Whether to join partners, and what of this node's data to keep aside
+# first: the rule is pgha's (pgha/src/galera_join.rs, a row of its table
+# test per case). Sets JOIN (join, wait or elect: no partner runs a cluster
+# to join), JOIN_PRIMARIES (space separated), ASIDE_KIND, ASIDE_HEADLINE,
+# ASIDE_REASON (no headline: nothing to keep aside), JOIN_LEFT_OUT (yes|no)
+# and JOIN_WHY, from the last survey. When pgha fails: wait, and why.
+JOIN=wait JOIN_PRIMARIES="" ASIDE_KIND="" ASIDE_HEADLINE="" ASIDE_REASON="" JOIN_LEFT_OUT=no JOIN_WHY=""
+join_decision() {
+    local out key value data=empty foreign="" position=none
+    JOIN=wait JOIN_PRIMARIES="" ASIDE_KIND="" ASIDE_HEADLINE="" ASIDE_REASON="" JOIN_LEFT_OUT=no JOIN_WHY=""
+    if [[ -e $DATADIR/mysql ]]; then data=tables; elif has_data; then data=leftovers; fi
+    if [[ -n $(head -n1 "$RUN_DIR/foreign") ]]; then
+        foreign=$(marker name)
+        foreign=${foreign//[[:cntrl:]]/} foreign=${foreign:0:64}
+        foreign=${foreign:-?}
+    fi
+    [[ -z $LOCAL_UUID ]] || position=$LOCAL_UUID:$LOCAL_SEQNO
+    if ! out=$(states | pgha galera-join --nodes "$(IFS=,; echo "${ALL_NODES[*]}")" \
+        --first-node "$GALERA_FIRST_NODE" --cluster-name "$GALERA_CLUSTER_NAME" --me "$NODE_NAME" \
+        --position "$position" --data "$data" --foreign "$foreign" 2>&1); then
+        JOIN_WHY="pgha galera-join failed: ${out//$'\n'/ }"
+        return 0
+    fi
+    while IFS=' ' read -r key value; do
+        case $key in
+        action) JOIN=$value ;;
+        primaries) JOIN_PRIMARIES=$value ;;
+        aside_kind) ASIDE_KIND=$value ;;
+        aside_headline) ASIDE_HEADLINE=$value ;;
+        aside_reason) ASIDE_REASON=$value ;;
+        left_out) JOIN_LEFT_OUT=$value ;;
+        why) JOIN_WHY=$value ;;
+        esac
+    done <<<"$out"
 }
 
 any_primary() { # partners in a Primary component, whatever they are doing
@@ -601,48 +626,27 @@ join_cluster() { # <primary partners>
 # ------------------------------------------------------------- decision --
 LEFT_OUT_OF_BOOTSTRAP=0
 decide_and_start() {
-    local t0 msg last_msg="" last_log=0 prim busy cuuid n
+    local t0 msg last_msg="" last_log=0 busy
     t0=$(date +%s)
     check_foreign_name
     [[ -n $(head -n1 "$RUN_DIR/foreign") ]] || recover_position
     set_phase waiting
     while true; do
         survey
-        prim=$(joinable_primaries)
-        if [[ -n $prim ]]; then
-            n=${prim%% *}
-            cuuid=$(sv "$n" cluster_uuid)
-            if [[ -n $(head -n1 "$RUN_DIR/foreign") ]]; then
-                move_aside "DATA OF ANOTHER CLUSTER" "volume of cluster '$(marker name)', this node is configured for '$GALERA_CLUSTER_NAME'"
-            elif [[ -n $LOCAL_UUID && -n $cuuid && $LOCAL_UUID != "$cuuid" ]]; then
-                move_aside "DATA OF ANOTHER CLUSTER" "its state uuid $LOCAL_UUID is not the running cluster's $cuuid (seen on $n)"
-            elif has_data && [[ -z $LOCAL_UUID ]]; then
-                # The join's full copy (SST) would overwrite it, and a failed
-                # join empties it: what it holds is kept first, unless it
-                # holds no tables (a failed join's leftovers).
-                if [[ -e $DATADIR/mysql ]]; then
-                    move_aside "NO USABLE POSITION" "the data directory has no position to join the cluster from" noposition
-                else
-                    log "the data directory holds no tables and no position (a failed join's leftovers): the join replaces it with a full copy (SST)"
-                fi
-            elif [[ $(sv "$n" seqno) =~ ^[0-9]+$ ]] && ((LOCAL_SEQNO > $(sv "$n" seqno))); then
-                # only after a majority decided without this node
-                move_aside "WARNING: THIS NODE IS AHEAD of the running cluster" "position $LOCAL_SEQNO > $(sv "$n" seqno) on $n, its last $((LOCAL_SEQNO - $(sv "$n" seqno))) transactions are not in the cluster"
-            fi
+        join_decision
+        if [[ $JOIN == join ]]; then
+            [[ -z $ASIDE_HEADLINE ]] || move_aside "$ASIDE_HEADLINE" "$ASIDE_REASON" "$ASIDE_KIND"
             LEFT_OUT_OF_BOOTSTRAP=0
-            if [[ " $(sv "$n" left_out | tr ',' ' ') " == *" $NODE_NAME "* ]]; then
-                LEFT_OUT_OF_BOOTSTRAP=1
-                if has_data; then
-                    move_aside "LEFT OUT OF A BOOTSTRAP" "the cluster was bootstrapped without this node after it was silent for long; its data may hold transactions the cluster does not"
-                fi
-            fi
+            [[ $JOIN_LEFT_OUT != yes ]] || LEFT_OUT_OF_BOOTSTRAP=1
             put candidate ""
-            log "galera: $prim run(s) a Primary component (cluster ${cuuid:0:8}); joining it from ${LOCAL_UUID:0:8}:$LOCAL_SEQNO"
-            join_cluster "$prim"
+            log "galera: $JOIN_WHY (from ${LOCAL_UUID:0:8}:$LOCAL_SEQNO)"
+            join_cluster "$JOIN_PRIMARIES"
             return 0
         fi
         busy=$(any_primary)
-        if [[ -n $busy ]]; then
+        if [[ $JOIN == wait ]]; then
+            msg=$JOIN_WHY
+        elif [[ -n $busy ]]; then
             msg="a Primary component exists on $busy, not ready yet: waiting to join"
         elif [[ -n $(head -n1 "$RUN_DIR/foreign") ]]; then
             msg="this volume holds another cluster's data: waiting for a Primary component of '$GALERA_CLUSTER_NAME' to copy from"
@@ -688,7 +692,7 @@ trap on_term TERM INT
 # while running: take part in votes when non-Primary, rejoin a Primary
 # component that formed elsewhere
 supervise() {
-    local np_since=0 now cs prim rc
+    local np_since=0 now cs rc
     while true; do
         nap 2
         if ! mysqld_alive; then
@@ -729,9 +733,11 @@ supervise() {
             fi
             continue
         fi
-        prim=$(joinable_primaries)
-        if [[ -n $prim ]] && ((now - np_since >= GALERA_REJOIN_AFTER)); then
-            log "galera: non-Primary for $((now - np_since))s while $prim run(s) a Primary component: restarting to rejoin it"
+        ((now - np_since >= GALERA_REJOIN_AFTER)) || continue
+        survey
+        join_decision
+        if [[ $JOIN == join ]]; then
+            log "galera: non-Primary for $((now - np_since))s while $JOIN_PRIMARIES run(s) a Primary component: restarting to rejoin it"
             set_phase stopping
             kill -TERM "$MYSQLD_PID" 2>/dev/null || true
             wait "$MYSQLD_PID" 2>/dev/null || true

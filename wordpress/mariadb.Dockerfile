@@ -2,8 +2,9 @@
 # packages), mariabackup for state transfers, and a tiny HTTP endpoint on
 # :9200 (GET /health for HAProxy, GET /state for the partners at start-up).
 # mariadb-entrypoint.sh decides at every start whether this node creates,
-# bootstraps or joins the cluster; which node bootstraps, it asks the pgha
-# binary (the rule, pgha/src/galera.rs), which comes from the Rust build
+# bootstraps or joins the cluster; whom to join and which node bootstraps,
+# it asks the pgha binary (the rules, pgha/src/galera_join.rs and
+# pgha/src/galera.rs), which comes from the Rust build
 # stage: build it first (deploy.sh does):
 # docker build -f build.Dockerfile -t swarmvote/build .
 ARG BUILD_IMAGE=swarmvote/build:latest

@@ -125,6 +125,15 @@ pub struct Reported {
     pub in_primary: bool,
     /// `candidate`: the node it nominated at its last look, empty if none.
     pub candidate: String,
+    /// `local_state`: its `wsrep_local_state` (4: Synced), empty when its
+    /// mysqld is down.
+    pub local_state: String,
+    /// `cluster_uuid`: the state uuid of the cluster its mysqld is in,
+    /// empty when unknown.
+    pub cluster_uuid: String,
+    /// `left_out`: the nodes a bootstrap of its cluster went on without
+    /// (each takes a full copy when it returns).
+    pub left_out: Vec<String>,
 }
 
 impl Reported {
@@ -434,6 +443,15 @@ pub fn parse(nodes: &[String], input: &str) -> anyhow::Result<States> {
                 s.candidate = value.to_owned();
             }
             "has_data" => s.has_data = value == "1",
+            "local_state" => s.local_state = value.to_owned(),
+            "cluster_uuid" => s.cluster_uuid = uuid(value).with_context(at)?,
+            "left_out" => {
+                s.left_out = Vec::new();
+                for node in value.split(',').filter(|n| !n.is_empty()) {
+                    check_name(node).with_context(at)?;
+                    s.left_out.push(node.to_owned());
+                }
+            }
             "foreign" => s.foreign = !value.is_empty(),
             "uuid" => s.uuid = uuid(value).with_context(at)?,
             "seqno" => s.seqno = seqno(value).with_context(at)?,

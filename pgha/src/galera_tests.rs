@@ -584,6 +584,9 @@ fn reads_what_the_endpoint_publishes() {
                 safe_to_bootstrap: false,
                 in_primary: false,
                 candidate: String::new(),
+                local_state: "0".into(),
+                cluster_uuid: A.into(),
+                left_out: vec!["mariadb-2".into(), "mariadb-3".into()],
             },
         ),
         (

@@ -34,6 +34,13 @@
 //!         left_out C        the nodes a bootstrap would go on without
 //!         why TEXT          the reason, for the log
 //!         bootstrap yes|no  whether this node (--me) bootstraps now
+//!   pgha galera-join --nodes A,B,C --first-node NAME --cluster-name NAME --me NAME
+//!                    --position UUID:SEQNO|none --data empty|tables|leftovers
+//!                    --foreign NAME|""  < each node's /state lines
+//!       whether a starting Galera node joins partners, and what it keeps
+//!       aside first (see pgha::galera_join): seven "KEY VALUE" lines,
+//!       action join|wait|elect, primaries, aside_kind, aside_headline,
+//!       aside_reason, left_out yes|no, why
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -41,9 +48,9 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use pgha::galera::{self, Nomination};
 use pgha::rules::{self, Promote};
-use pgha::{failover, lines, start, supervise, Lsn};
+use pgha::{failover, galera_join, lines, start, supervise, Lsn};
 
-const USAGE: &str = "usage: pgha fork-point --timeline N < HISTORY\n       pgha before-rewind --was primary|standby --mine TLI --theirs TLI|unknown --fork LSN|none --fork-segment present|gone --checkpoint LSN|unknown < WALDUMP\n       pgha before-promote < PARTNERS\n       pgha pool < BACKENDS\n       pgha start < OBSERVED\n       pgha fence < PARTNERS\n       pgha stray < OBSERVED\n       pgha failover < OBSERVED\n       pgha galera-nominate --nodes A,B,C --waited S --majority-after S --first-node NAME --cluster-name NAME --me NAME < STATES";
+const USAGE: &str = "usage: pgha fork-point --timeline N < HISTORY\n       pgha before-rewind --was primary|standby --mine TLI --theirs TLI|unknown --fork LSN|none --fork-segment present|gone --checkpoint LSN|unknown < WALDUMP\n       pgha before-promote < PARTNERS\n       pgha pool < BACKENDS\n       pgha start < OBSERVED\n       pgha fence < PARTNERS\n       pgha stray < OBSERVED\n       pgha failover < OBSERVED\n       pgha galera-nominate --nodes A,B,C --waited S --majority-after S --first-node NAME --cluster-name NAME --me NAME < STATES\n       pgha galera-join --nodes A,B,C --first-node NAME --cluster-name NAME --me NAME --position UUID:SEQNO|none --data empty|tables|leftovers --foreign NAME < STATES";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -164,21 +171,8 @@ fn run(args: Vec<String>) -> anyhow::Result<String> {
                 seconds("--majority-after")?,
             )?;
             let waited = seconds("--waited")?;
-            let mut bytes = Vec::new();
-            std::io::stdin()
-                .lock()
-                .take(galera::MAX_INPUT as u64 + 1)
-                .read_to_end(&mut bytes)
-                .context("reading the nodes' states")?;
-            if bytes.len() > galera::MAX_INPUT {
-                bail!("the states are longer than {} bytes", galera::MAX_INPUT);
-            }
-            input = String::from_utf8(bytes).context("the nodes' states are not UTF-8")?;
-            let states = galera::parse(&cluster.nodes, &input)?;
-            let me = option("--me")?;
-            if !cluster.nodes.iter().any(|n| n == me) {
-                bail!("--me {me:?} is not one of the nodes");
-            }
+            let states = galera_states(&cluster)?;
+            let me = galera_me(&cluster, option("--me")?)?;
             let mut nomination = galera::nominate(&cluster, &states, waited);
             let bootstrap = match galera::may_bootstrap(me, &nomination, &states) {
                 Ok(()) => "yes",
@@ -194,8 +188,48 @@ fn run(args: Vec<String>) -> anyhow::Result<String> {
                 nomination_lines(&nomination)
             ))
         }
+        "galera-join" => {
+            // The election's settings that the join does not read.
+            let cluster = galera::Cluster::new(
+                option("--nodes")?,
+                option("--cluster-name")?,
+                option("--first-node")?,
+                0,
+            )?;
+            let local = galera_join::Local::parse(
+                option("--position")?,
+                option("--data")?,
+                option("--foreign")?,
+            )?;
+            let states = galera_states(&cluster)?;
+            let me = galera_me(&cluster, option("--me")?)?;
+            Ok(galera_join::decide(&cluster, me, &local, &states).to_string())
+        }
         other => bail!("unknown command {other:?}\n{USAGE}"),
     }
+}
+
+/// The nodes' `/state` lines on standard input (see [`galera::parse`]).
+fn galera_states(cluster: &galera::Cluster) -> anyhow::Result<galera::States> {
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(galera::MAX_INPUT as u64 + 1)
+        .read_to_end(&mut bytes)
+        .context("reading the nodes' states")?;
+    if bytes.len() > galera::MAX_INPUT {
+        bail!("the states are longer than {} bytes", galera::MAX_INPUT);
+    }
+    let input = String::from_utf8(bytes).context("the nodes' states are not UTF-8")?;
+    galera::parse(&cluster.nodes, &input)
+}
+
+/// `--me`, one of the nodes.
+fn galera_me<'a>(cluster: &galera::Cluster, me: &'a str) -> anyhow::Result<&'a str> {
+    if !cluster.nodes.iter().any(|n| n == me) {
+        bail!("--me {me:?} is not one of the nodes");
+    }
+    Ok(me)
 }
 
 /// Standard input, at most [`lines::MAX_INPUT`] bytes of UTF-8: `what`

@@ -252,18 +252,15 @@ fn wrong_arguments_and_input_get_a_clear_error() {
     );
 }
 
-/// galera-nominate's arguments for the wordpress stack's three nodes, with
-/// `changed` replacing the option of the same name.
-fn galera_args<'a>(changed: &[(&'a str, &'a str)]) -> Vec<&'a str> {
-    let mut args = vec!["galera-nominate"];
-    for (name, value) in [
-        ("--nodes", "mariadb-1,mariadb-2,mariadb-3"),
-        ("--waited", "0"),
-        ("--majority-after", "600"),
-        ("--first-node", "mariadb-1"),
-        ("--cluster-name", "swarmvote"),
-        ("--me", "mariadb-3"),
-    ] {
+/// `command` with `defaults`, `changed` replacing the option of the same
+/// name ("(left out)": the option is not given).
+fn args_with<'a>(
+    command: &'a str,
+    defaults: &[(&'a str, &'a str)],
+    changed: &[(&'a str, &'a str)],
+) -> Vec<&'a str> {
+    let mut args = vec![command];
+    for &(name, value) in defaults {
         let value = changed
             .iter()
             .find(|(n, _)| *n == name)
@@ -273,6 +270,19 @@ fn galera_args<'a>(changed: &[(&'a str, &'a str)]) -> Vec<&'a str> {
         }
     }
     args
+}
+
+/// galera-nominate's arguments for the wordpress stack's three nodes.
+fn galera_args<'a>(changed: &[(&'a str, &'a str)]) -> Vec<&'a str> {
+    let defaults = [
+        ("--nodes", "mariadb-1,mariadb-2,mariadb-3"),
+        ("--waited", "0"),
+        ("--majority-after", "600"),
+        ("--first-node", "mariadb-1"),
+        ("--cluster-name", "swarmvote"),
+        ("--me", "mariadb-3"),
+    ];
+    args_with("galera-nominate", &defaults, changed)
 }
 
 /// Three nodes waiting after a clean stop, as the entrypoint passes them.
@@ -552,4 +562,83 @@ fn start_fence_and_stray_answer_one_line_and_refuse_bad_input() {
     let out = child.wait_with_output().expect("pgha ends");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not UTF-8"));
+}
+
+/// galera-join's arguments for mariadb-1 of the wordpress stack.
+fn join_args<'a>(changed: &[(&'a str, &'a str)]) -> Vec<&'a str> {
+    let defaults = [
+        ("--nodes", "mariadb-1,mariadb-2,mariadb-3"),
+        ("--first-node", "mariadb-1"),
+        ("--cluster-name", "swarmvote"),
+        ("--me", "mariadb-1"),
+        ("--position", "6a1f0c2e-0b51-11ef-9a3c-6f3b1c1d2e4f:50"),
+        ("--data", "tables"),
+        ("--foreign", ""),
+    ];
+    args_with("galera-join", &defaults, changed)
+}
+
+/// mariadb-2 and mariadb-3 Synced in the cluster, as the entrypoint passes
+/// their /state (the keys the join reads among the rest).
+const SYNCED: &str = "\
+mariadb-2 cluster_name=swarmvote
+mariadb-2 phase=running
+mariadb-2 mysqld=running
+mariadb-2 primary=1
+mariadb-2 local_state=4
+mariadb-2 uuid=6a1f0c2e-0b51-11ef-9a3c-6f3b1c1d2e4f
+mariadb-2 cluster_uuid=6a1f0c2e-0b51-11ef-9a3c-6f3b1c1d2e4f
+mariadb-2 seqno=48
+mariadb-2 left_out=
+mariadb-3 cluster_name=swarmvote
+mariadb-3 phase=running
+mariadb-3 mysqld=running
+mariadb-3 primary=1
+mariadb-3 local_state=4
+mariadb-3 uuid=6a1f0c2e-0b51-11ef-9a3c-6f3b1c1d2e4f
+mariadb-3 cluster_uuid=6a1f0c2e-0b51-11ef-9a3c-6f3b1c1d2e4f
+mariadb-3 seqno=52
+mariadb-3 left_out=
+";
+
+#[test]
+fn galera_join_answers_in_lines_and_refuses_bad_input() {
+    let (code, out, err) = pgha(&join_args(&[]), SYNCED);
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (
+            0,
+            "action join\nprimaries mariadb-2 mariadb-3\naside_kind\naside_headline\naside_reason\nleft_out no\n\
+             why mariadb-2 mariadb-3 run a Primary component (cluster 6a1f0c2e): joining it",
+            ""
+        )
+    );
+    let (code, out, _) = pgha(&join_args(&[("--position", "none")]), SYNCED);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("\naside_kind noposition\naside_headline NO USABLE POSITION\n"),
+        "{out}"
+    );
+    let (code, out, _) = pgha(&join_args(&[]), "");
+    assert_eq!((code, out.lines().next()), (0, Some("action elect")));
+
+    for (changed, error) in [
+        (
+            &[("--position", "(left out)")][..],
+            "galera-join needs --position",
+        ),
+        (
+            &[("--data", "lots")],
+            "--data is empty, tables or leftovers",
+        ),
+        (&[("--position", "x:1")], "is not a state uuid"),
+        (&[("--me", "mariadb-7")], "is not one of the nodes"),
+    ] {
+        let (code, _, err) = pgha(&join_args(changed), SYNCED);
+        assert_eq!(code, 2, "{changed:?}");
+        assert!(err.contains(error), "{changed:?}: {err}");
+    }
+    let (code, _, err) = pgha(&join_args(&[]), "mariadb-2 cluster_uuid=zzz\n");
+    assert_eq!(code, 2);
+    assert!(err.contains("uuid must be empty or a state uuid"), "{err}");
 }
