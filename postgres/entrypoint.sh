@@ -12,8 +12,9 @@
 #   * at every start (decide_and_start), `pgha start`: clone the primary,
 #     create the cluster (BOOTSTRAP_NODE only), keep another cluster's data
 #     aside and re-clone, follow the primary (a former standby), rejoin it
-#     (a former primary: repmgr node rejoin --force-rewind, falling back to
-#     a fresh clone), start as the primary, or wait and say why;
+#     (a former primary: repmgr node rejoin --force-rewind), start as the
+#     primary, or wait and say why; when a start step fails (recover_from),
+#     `pgha recover`: look again (the primary is gone), rewind, or clone;
 #   * while running (supervise), `pgha fence`: a primary superseded by one
 #     on a newer timeline stops; `pgha stray`: a standby that does not
 #     stream from the primary for STRAY_LIMIT seconds restarts;
@@ -580,8 +581,13 @@ ensure_clean_shutdown() {
     fi
 }
 
+# Sets REJOINED (yes|no) and returns 0: called plainly, so that set -e
+# still stops the script when a step before the rewind fails (keeping a
+# copy aside, above all).
+REJOINED=no
 rejoin_to() { # <primary host>
     local primary=$1
+    REJOINED=no
     set_state rejoining
     ensure_clean_shutdown || true
     check_past_fork "$primary"
@@ -599,17 +605,63 @@ rejoin_to() { # <primary host>
         --force-rewind --config-files=postgresql.conf --verbose; then
         log "node rejoin succeeded"
         if ! pg_running; then start_pg; fi
+        REJOINED=yes
         return 0
     fi
-    log "node rejoin / pg_rewind FAILED; falling back to a fresh clone"
+    log "node rejoin / pg_rewind failed"
     stop_pg
-    keep_old_datadir "rejoin failed"
-    clone_from "$primary"
 }
 
-# a standby that is running: make sure it streams from <primary>
+# A step of the start failed: $1 (start, follow or rejoin) with primary $2.
+# What follows is the rule's (`pgha recover`, pgha/src/recover.rs): look
+# again (RECOVERED=no: the caller asks the start rule again), rewind, or
+# clone (RECOVERED=yes: this node is a standby of the primary now). Returns
+# 0, called plainly (set -e). RECOVER_STEP and RECOVER_TRIES count the
+# failures of one step in a row.
+RECOVER_STEP="" RECOVER_TRIES=0 RECOVERED=no
+recover_from() { # <failed step> <primary host>
+    local step=$1 primary=$2 theirs answers=no answer action name why
+    RECOVERED=no
+    if [[ $step == "$RECOVER_STEP" ]]; then
+        RECOVER_TRIES=$((RECOVER_TRIES + 1))
+    else
+        RECOVER_STEP=$step RECOVER_TRIES=1
+    fi
+    # It answers when it accepts a query, as a primary.
+    theirs=$(peer_sql "$primary" "SELECT $WRITE_TIMELINE WHERE NOT pg_is_in_recovery()" || true)
+    if [[ $theirs =~ ^[0-9]{1,9}$ ]]; then answers=yes; else theirs=-; fi
+    answer=$(printf 'primary %s\nfailed %s\nanswers %s\nlocal-tli %s\nprimary-tli %s\ntries %s\n' \
+        "$primary" "$step" "$answers" "$(local_tli)" "$theirs" "$RECOVER_TRIES" | pgha recover 2>&1) ||
+        answer="again pgha recover failed: ${answer//$'\n'/ }"
+    read -r action name why <<<"$answer"
+    case $action in
+    rejoin)
+        log "$why: rejoining $name"
+        stop_pg
+        rejoin_to "$name"
+        if [[ $REJOINED == yes ]]; then RECOVERED=yes; else recover_from rejoin "$name"; fi
+        ;;
+    clone)
+        log "$why: cloning $name"
+        stop_pg
+        keep_old_datadir "$step failed"
+        clone_from "$name"
+        RECOVERED=yes
+        ;;
+    *)
+        log "${answer#again }"
+        stop_pg
+        nap 2
+        ;;
+    esac
+}
+
+# a standby that is running: make sure it streams from <primary>. Sets
+# FOLLOWING=no when it does not and repmgr standby follow failed.
+FOLLOWING=no
 follow_primary() { # <primary host>
     local primary=$1 i r=""
+    FOLLOWING=no
     for i in $(seq 1 10); do
         r=$(psql -X -qAt -h /var/run/postgresql -U postgres -d postgres \
             -c "SELECT status || ' ' || sender_host FROM pg_stat_wal_receiver" 2>/dev/null || true)
@@ -619,14 +671,13 @@ follow_primary() { # <primary host>
     if [[ $r != "streaming $primary" ]]; then
         log "standby is not streaming from $primary (wal receiver: '${r:-none}'): repmgr standby follow"
         if ! repmgr -f "$REPMGR_CONF" standby follow --upstream-node-id="$(node_id_of "$primary")" --log-level=INFO; then
-            log "standby follow failed (diverged timeline?); trying node rejoin --force-rewind"
-            stop_pg
-            rejoin_to "$primary"
+            log "standby follow failed"
             return 0
         fi
     else
         log "standby is streaming from $primary"
     fi
+    FOLLOWING=yes
     repmgr -f "$REPMGR_CONF" standby register --force --upstream-node-id="$(node_id_of "$primary")" ||
         log "WARNING: standby register failed (metadata only)"
 }
@@ -711,18 +762,25 @@ decide_and_start() {
             set_state starting-standby
             if start_pg; then
                 follow_primary "$name"
+                [[ $FOLLOWING == no ]] || return 0
+                recover_from follow "$name"
             else
-                log "this standby cannot start on $name's history (its timeline forked off): rejoining it"
-                rejoin_to "$name"
+                log "this standby did not start"
+                recover_from start "$name"
             fi
-            return 0
+            [[ $RECOVERED == no ]] || return 0
+            continue
             ;;
         rejoin)
             log "this node was a PRIMARY but $name is the primary now: it must rejoin as a standby"
             rejoin_to "$name"
-            repmgr -f "$REPMGR_CONF" standby register --force --upstream-node-id="$(node_id_of "$name")" ||
-                log "WARNING: standby register failed (metadata only)"
-            return 0
+            if [[ $REJOINED == yes ]]; then RECOVERED=yes; else recover_from rejoin "$name"; fi
+            if [[ $RECOVERED == yes ]]; then
+                repmgr -f "$REPMGR_CONF" standby register --force --upstream-node-id="$(node_id_of "$name")" ||
+                    log "WARNING: standby register failed (metadata only)"
+                return 0
+            fi
+            continue
             ;;
         start-primary)
             log "${answer#start-primary }: starting as primary"

@@ -12,6 +12,7 @@ pub mod lines;
 pub mod lsn;
 pub mod partners;
 pub mod pool;
+pub mod recover;
 pub mod rules;
 pub mod start;
 pub mod supervise;

@@ -18,6 +18,8 @@
 //!   pgha start  < what a starting node observed (see pgha::start)
 //!       "clone NAME", "init", "reclone NAME WHY", "follow NAME",
 //!       "rejoin NAME", "start-primary WHY" or "wait WHY"
+//!   pgha recover  < the start step that failed, and what follows (see pgha::recover)
+//!       "again WHY", "rejoin NAME WHY" or "clone NAME WHY"
 //!   pgha fence  < what a running primary saw of its partners (see pgha::supervise)
 //!       "stay" or "fence WHY"
 //!   pgha stray  < what a running standby saw (see pgha::supervise)
@@ -48,9 +50,9 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use pgha::galera::{self, Nomination};
 use pgha::rules::{self, Promote};
-use pgha::{failover, galera_join, lines, start, supervise, Lsn};
+use pgha::{failover, galera_join, lines, recover, start, supervise, Lsn};
 
-const USAGE: &str = "usage: pgha fork-point --timeline N < HISTORY\n       pgha before-rewind --was primary|standby --mine TLI --theirs TLI|unknown --fork LSN|none --fork-segment present|gone --checkpoint LSN|unknown < WALDUMP\n       pgha before-promote < PARTNERS\n       pgha pool < BACKENDS\n       pgha start < OBSERVED\n       pgha fence < PARTNERS\n       pgha stray < OBSERVED\n       pgha failover < OBSERVED\n       pgha galera-nominate --nodes A,B,C --waited S --majority-after S --first-node NAME --cluster-name NAME --me NAME < STATES\n       pgha galera-join --nodes A,B,C --first-node NAME --cluster-name NAME --me NAME --position UUID:SEQNO|none --data empty|tables|leftovers --foreign NAME < STATES";
+const USAGE: &str = "usage: pgha fork-point --timeline N < HISTORY\n       pgha before-rewind --was primary|standby --mine TLI --theirs TLI|unknown --fork LSN|none --fork-segment present|gone --checkpoint LSN|unknown < WALDUMP\n       pgha before-promote < PARTNERS\n       pgha pool < BACKENDS\n       pgha start < OBSERVED\n       pgha recover < FAILED\n       pgha fence < PARTNERS\n       pgha stray < OBSERVED\n       pgha failover < OBSERVED\n       pgha galera-nominate --nodes A,B,C --waited S --majority-after S --first-node NAME --cluster-name NAME --me NAME < STATES\n       pgha galera-join --nodes A,B,C --first-node NAME --cluster-name NAME --me NAME --position UUID:SEQNO|none --data empty|tables|leftovers --foreign NAME < STATES";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -187,6 +189,10 @@ fn run(args: Vec<String>) -> anyhow::Result<String> {
                 "{}\nbootstrap {bootstrap}",
                 nomination_lines(&nomination)
             ))
+        }
+        "recover" => {
+            let observed = recover::parse(&observations("the failed step")?)?;
+            Ok(recover::recover(&observed).to_string())
         }
         "galera-join" => {
             // The election's settings that the join does not read.

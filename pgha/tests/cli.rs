@@ -642,3 +642,20 @@ fn galera_join_answers_in_lines_and_refuses_bad_input() {
     assert_eq!(code, 2);
     assert!(err.contains("uuid must be empty or a state uuid"), "{err}");
 }
+
+#[test]
+fn recover_answers_one_line_and_refuses_bad_input() {
+    let seen = "primary pg-2\nfailed follow\nanswers no\nlocal-tli 3\nprimary-tli -\ntries 1\n";
+    let (code, out, err) = pgha(&["recover"], seen);
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (
+            0,
+            "again following it failed and pg-2 does not answer: looking again for the primary (it may have failed over)",
+            ""
+        )
+    );
+    let (code, out, err) = pgha(&["recover"], &seen.replace("tries 1\n", ""));
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert!(err.contains("missing: tries"), "{err}");
+}
