@@ -388,7 +388,10 @@ check_past_fork() { # <primary host>
     for f in "$PGDATA/pg_wal/$(printf '%08X' "$mine")"*; do
         [[ -f $f && ! ${f##*/} < $first ]] && cp -- "$f" "$dest/"
     done
-    prune_oldest "$KEPT_DIR/*-$was-tli*"
+    # A former primary's unconfirmed commits are routine, and bounded in
+    # number; an alarm's copy is the evidence of commits that may have been
+    # acknowledged, and is never removed here (status and /metrics count it).
+    [[ $verdict == alarm* ]] || prune_oldest "$KEPT_DIR/*-$was-tli*"
     if [[ $verdict == alarm* ]]; then
         log "ALARM: this STANDBY holds $commits commits ($records records) past the fork point $fork of timeline $mine: it received WAL from a primary a promotion had superseded, and may have confirmed commits $primary lacks. Kept in $dest"
         printf '%s %s: standby held %s commits past fork %s of timeline %s; kept in %s\n' \
