@@ -575,8 +575,12 @@ ensure_clean_shutdown() {
     "shut down" | "shut down in recovery") return 0 ;;
     esac
     if [[ -f $PGDATA/standby.signal ]]; then
-        log "data directory state is '$st' (standby); starting/stopping it once as standby to finish recovery"
-        start_pg && stop_pg
+        # Off the network, and streaming from no one: its primary_conninfo
+        # may name a superseded primary, whose WAL past the fork it would
+        # receive (and confirm) while it finishes recovery.
+        log "data directory state is '$st' (standby); starting/stopping it once as standby, off the network and streaming from no one, to finish recovery"
+        ensure_include
+        pg_ctl -D "$PGDATA" -w -t 300 -o "-c listen_addresses= -c primary_conninfo=" start && stop_pg
     else
         log "data directory state is '$st'; running crash recovery in single-user mode (no network) before pg_rewind"
         ensure_include
