@@ -7,17 +7,45 @@ Usage: tests/wp-browser.py HTTPS_PORT SPKI_SHA256_BASE64 USER PASSWORD_FILE TITL
 """
 import pathlib
 import sys
+import time
 
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import ElementClickInterceptedException, TimeoutException
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
 from chromium import browser
 
+MODAL = ".components-modal__screen-overlay"
 
-def click(wait, css):
-    wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, css))).click()
+
+def close_modals(driver):
+    """Waits up to 5 s for a modal over the editor to go (one fading out);
+    one still there (the welcome guide, shown again once the user's saved
+    preferences load) is closed with Escape, as a user would."""
+    for _ in range(3):
+        try:
+            WebDriverWait(driver, 5).until(lambda d: not d.find_elements(By.CSS_SELECTOR, MODAL))
+            return
+        except TimeoutException:
+            ActionChains(driver).send_keys(Keys.ESCAPE).perform()
+    WebDriverWait(driver, 5).until(lambda d: not d.find_elements(By.CSS_SELECTOR, MODAL))
+
+
+def click(driver, wait, css):
+    """Clicks css once it is clickable and no modal covers it."""
+    for attempt in range(3):
+        close_modals(driver)
+        element = wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, css)))
+        try:
+            element.click()
+            return
+        except ElementClickInterceptedException:
+            if attempt == 2:
+                raise
+            time.sleep(0.5)
 
 
 def main(port, spki, user, password_file, title, artifacts):
@@ -51,12 +79,13 @@ def main(port, spki, user, password_file, title, artifacts):
             "if (ep.isFeatureActive('welcomeGuide')) wp.data.dispatch('core/edit-post').toggleFeature('welcomeGuide');")
         wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, ".edit-post-welcome-guide"))
         step = "typing the title"
+        close_modals(driver)
         title_field = wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, ".editor-post-title__input")))
         title_field.click()
         title_field.send_keys(title)
         step = "publishing"
-        click(wait, ".editor-post-publish-panel__toggle")
-        click(wait, ".editor-post-publish-panel .editor-post-publish-button")
+        click(driver, wait, ".editor-post-publish-panel__toggle")
+        click(driver, wait, ".editor-post-publish-panel .editor-post-publish-button")
         step = "waiting for 'is now live'"
         wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, ".post-publish-panel__postpublish-header")))
         driver.save_screenshot(str(out / "wp-published.png"))
@@ -70,6 +99,9 @@ def main(port, spki, user, password_file, title, artifacts):
     except TimeoutException:
         driver.save_screenshot(str(out / "wp-timeout.png"))
         sys.exit(f"wp-browser: timed out {step} (screenshot wp-timeout.png; page {driver.current_url})")
+    except ElementClickInterceptedException as e:
+        driver.save_screenshot(str(out / "wp-intercepted.png"))
+        sys.exit(f"wp-browser: {step}: something covered the button (screenshot wp-intercepted.png): {e.msg.splitlines()[0]}")
     finally:
         driver.quit()
 
