@@ -25,7 +25,7 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// answering 503, before they stop taking requests. Traefik reads Swarm's
 /// tasks every second and checks health every 2 s: by then it sends them
 /// nothing, so no request meets a closed listener, or a keep-alive
-/// connection closed under it (a POST Traefik would not send again).
+/// connection closed under it.
 pub const LAME_DUCK: Duration = Duration::from_secs(3);
 
 /// Fires [`Shutdown`]; dropping it fires too, so a stopped test never hangs.
