@@ -303,12 +303,18 @@ find_primary() {
 
 node_id_of() { [[ $1 =~ -([0-9]+)$ ]] && printf '%s' "${BASH_REMATCH[1]}"; }
 
-keep_old_datadir() { # <reason>
-    local dest
-    dest="$PGDATA.old-$(date -u +%Y%m%dT%H%M%SZ)"
+# Another cluster's data is kept as $PGDATA.foreign-TIME and never removed
+# here; the rest (a failed clone's leftovers, a node's copy of the cluster
+# before a fresh clone) as $PGDATA.old-TIME, the newest KEEP_ASIDE_MAX of
+# them, so that a clone failing again and again cannot fill the disk, nor
+# remove the one copy of another cluster.
+keep_old_datadir() { # <reason> [foreign]
+    local dest kind=old
+    [[ ${2:-} != foreign ]] || kind=foreign
+    dest="$PGDATA.$kind-$(date -u +%Y%m%dT%H%M%SZ)"
     log "keeping old data directory as $dest ($1)"
     mv "$PGDATA" "$dest"
-    prune_oldest "$PGDATA.old-*"
+    [[ $kind == foreign ]] || prune_oldest "$PGDATA.old-*"
 }
 
 # Removes all but the KEEP_ASIDE_MAX newest of the paths matching glob $1
@@ -497,7 +503,10 @@ promote_after_check() { # <the failed primary: the upstream the watcher lost>
             # (a connect timeout per attempt) and its 1 s polls took 3.4 s
             # of a 10 s failover. pg_promote(true) returns once this node
             # writes; claim_metadata then records it in repmgr's metadata.
-            if [[ $(timeout 40 psql -X -qAt -h /var/run/postgresql -U postgres -d postgres -c "SELECT pg_promote(true, 30)" 2>&1) != t ]]; then
+            # pg_promote() gives up waiting, not promoting: past its 30 s
+            # what counts is whether this node runs as primary.
+            if [[ $(timeout 40 psql -X -qAt -h /var/run/postgresql -U postgres -d postgres -c "SELECT pg_promote(true, 30)" 2>&1) != t ]] &&
+                [[ $(local_sql "SELECT pg_is_in_recovery()") != f ]]; then
                 verdict="refuse pg_promote() did not complete within 30 s"
                 break
             fi
@@ -507,7 +516,7 @@ promote_after_check() { # <the failed primary: the upstream the watcher lost>
             for p in "${!DETACHED[@]}"; do
                 if point_at "$p" "$NODE_NAME"; then log "promote: pointed $p at this node"; else log "promote: could not point $p at this node (its watcher will follow)"; fi
             done
-            claim_metadata
+            claim_metadata promoted
             exit 0
             ;;
         wait*) nap 0.5 ;;
@@ -760,7 +769,7 @@ decide_and_start() {
             ;;
         reclone)
             log "$why; re-cloning"
-            keep_old_datadir "foreign cluster, system identifier $(controldata "Database system identifier" || true)"
+            keep_old_datadir "foreign cluster, system identifier $(controldata "Database system identifier" || true)" foreign
             clone_from "$name"
             return 0
             ;;
@@ -994,12 +1003,14 @@ follow_now() { # <primary>
 # old primary named there: the partners' start rule (find_primary) never
 # found it, and repmgrd looped on the dead "upstream". Written with
 # synchronous_commit = local: it must not wait for a standby.
-claim_metadata() {
+claim_metadata() { # [promoted: the promote rule chose this node a moment ago]
     local wrong at verdict=""
-    # Only a primary the fence rule let stay, lately: a superseded one
-    # (a partner promoted after it) must not name itself.
-    read -r at verdict _ <"$FENCE_FILE" 2>/dev/null || return 0
-    [[ $verdict == stay && $at =~ ^[0-9]+$ ]] && ((EPOCHSECONDS - at <= FENCE_FRESH)) || return 0
+    # Otherwise only a primary the fence rule let stay, lately: a superseded
+    # one (a partner promoted after it) must not name itself.
+    if [[ ${1:-} != promoted ]]; then
+        read -r at verdict _ <"$FENCE_FILE" 2>/dev/null || return 0
+        [[ $verdict == stay && $at =~ ^[0-9]+$ ]] && ((EPOCHSECONDS - at <= FENCE_FRESH)) || return 0
+    fi
     wrong=$(on "$NODE_NAME" -c "SELECT count(*) FROM repmgr.nodes WHERE (type = 'primary' AND active AND node_id <> $NODE_ID) OR (node_id = $NODE_ID AND (type <> 'primary' OR NOT active OR upstream_node_id IS NOT NULL))" 2>/dev/null) || return 0
     [[ $wrong =~ ^[1-9] ]] || return 0
     if on "$NODE_NAME" >/dev/null 2>&1 <<SQL; then
