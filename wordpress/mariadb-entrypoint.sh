@@ -537,15 +537,22 @@ check_secrets() {
 # and a seqno the cluster will pass: an IST would then silently mix two
 # histories. The cluster remembers them (replicated table galera_meta.left_out,
 # published in /state) and each of them takes a full copy when it returns.
+# The record is what makes a left-out node take a full copy instead of
+# joining with a history of its own: it is tried for a minute (the write
+# needs a Primary component), then reported loudly.
 record_left_out() { # <node names>
-    local n
+    local n try
     [[ -n $1 ]] || return 0
     for n in $1; do
-        sql <<SQL || log "WARNING: could not record that $n was left out of the bootstrap"
+        for try in $(seq 1 30); do
+            sql <<SQL && break
 CREATE DATABASE IF NOT EXISTS galera_meta;
 CREATE TABLE IF NOT EXISTS galera_meta.left_out (node VARCHAR(64) PRIMARY KEY, since TIMESTAMP DEFAULT CURRENT_TIMESTAMP, bootstrap_seqno BIGINT);
 REPLACE INTO galera_meta.left_out (node, bootstrap_seqno) VALUES ('$n', $LOCAL_SEQNO);
 SQL
+            ((try < 30)) || log "ALARM: could not record that $n was left out of the bootstrap: if it rejoins by IST, its own transactions stay in its data"
+            nap 2
+        done
     done
     log "galera: recorded that $1 was left out of this bootstrap: it will take a full copy (SST) when it returns"
 }
