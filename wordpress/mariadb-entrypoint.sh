@@ -545,7 +545,7 @@ record_left_out() { # <node names>
     [[ -n $1 ]] || return 0
     for n in $1; do
         for try in $(seq 1 30); do
-            sql <<SQL && break
+            sql <<SQL && { log "galera: recorded that $n was left out of this bootstrap: it will take a full copy (SST) when it returns"; break; }
 CREATE DATABASE IF NOT EXISTS galera_meta;
 CREATE TABLE IF NOT EXISTS galera_meta.left_out (node VARCHAR(64) PRIMARY KEY, since TIMESTAMP DEFAULT CURRENT_TIMESTAMP, bootstrap_seqno BIGINT);
 REPLACE INTO galera_meta.left_out (node, bootstrap_seqno) VALUES ('$n', $LOCAL_SEQNO);
@@ -554,7 +554,6 @@ SQL
             nap 2
         done
     done
-    log "galera: recorded that $1 was left out of this bootstrap: it will take a full copy (SST) when it returns"
 }
 
 write_marker() {
