@@ -164,10 +164,17 @@ reconcile() {
         return 0
     fi
     read -r action node why <<<"$answer"
-    if [[ $action == none ]]; then
+    case $action in
+    none)
         [[ $answer == none ]] || log "WARNING: ${answer#none }"
         return 0
-    fi
+        ;;
+    attach | detach | promote) ;;
+    *)
+        log "pgha pool gave an answer this script does not know ($answer); no change"
+        return 0
+        ;;
+    esac
     for i in "${!hosts[@]}"; do
         [[ ${hosts[$i]} == "$node" ]] || continue
         log "$why: pcp_${action}_node $i ($node)"
