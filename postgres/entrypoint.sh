@@ -672,6 +672,19 @@ recover_from() { # <failed step> <primary host>
     esac
 }
 
+# Points this stopped standby at <primary> before it starts: the
+# primary_conninfo it kept may name a superseded primary that still runs,
+# whose WAL past the fork it would receive, and confirm, until
+# follow_primary re-points it. (postgresql.auto.conf is ALTER SYSTEM's file;
+# the server is stopped, and the last setting of a name wins.)
+aim_before_start() { # <primary host>
+    local f=$PGDATA/postgresql.auto.conf
+    [[ -f $f ]] || return 0
+    sed -i '/^[[:space:]]*primary_conninfo[[:space:]]*=/d' "$f"
+    printf "primary_conninfo = 'host=%s port=%s user=%s application_name=%s connect_timeout=2'\n" \
+        "$1" "$PG_PORT" "$REPMGR_USERNAME" "$NODE_NAME" >>"$f"
+}
+
 # a standby that is running: make sure it streams from <primary>. Sets
 # FOLLOWING=no when it does not and repmgr standby follow failed.
 FOLLOWING=no
@@ -776,6 +789,7 @@ decide_and_start() {
         follow)
             log "this node was a standby; primary is $name"
             set_state starting-standby
+            aim_before_start "$name"
             if start_pg; then
                 follow_primary "$name"
                 [[ $FOLLOWING == no ]] || return 0
