@@ -288,17 +288,6 @@ function user_count(): int
     }
 }
 
-/** The install record's state ('began', 'finished'), or '' when none. */
-function install_record(): string
-{
-    global $wpdb, $table_prefix;
-    $table = $table_prefix . INSTALL_TABLE_SUFFIX;
-    if ($wpdb->get_var($wpdb->prepare('SHOW TABLES LIKE %s', $wpdb->esc_like($table))) !== $table) {
-        return '';
-    }
-    return (string) $wpdb->get_var("SELECT state FROM `$table` WHERE id = 1");
-}
-
 /** Writes the install record; stops when it cannot (the install must not go on unrecorded). */
 function record_install(string $state): void
 {
@@ -312,39 +301,63 @@ function record_install(string $state): void
     }
 }
 
-/**
- * Such a site holds nothing: no replica serves before its setup finished,
- * and setup waits for the lock the dying installer held. Its tables go, all
- * but the install lock's, and the install runs again.
- */
-function drop_unfinished_install(string $why, string $lock_table): void
+/** $text escaped for a LIKE pattern (its _ and % match themselves). */
+function like_literal(string $text): string
 {
-    global $wpdb, $table_prefix;
-    $tables = $wpdb->get_col($wpdb->prepare('SHOW TABLES LIKE %s', $wpdb->esc_like($table_prefix) . '%'));
-    say("$why: dropping its " . (count($tables) - 1) . ' tables and installing again');
-    foreach ($tables as $table) {
-        if ($table !== $lock_table) {
-            $wpdb->query("DROP TABLE IF EXISTS `$table`");
+    return addcslashes($text, '\\_%');
+}
+
+/**
+ * Drops the site's tables, all but the install lock's, on a connection of
+ * its own (not the lock's: DDL would commit the lock's transaction and free
+ * the lock). Such a site holds nothing: no replica serves before its setup
+ * finished, and setup waits for the lock the dying installer held.
+ */
+function drop_site(string $why, string $prefix, string $lock_table): void
+{
+    try {
+        $db = db_connect();
+        $tables = array_column($db->query("SHOW TABLES LIKE '"
+            . $db->real_escape_string(like_literal($prefix)) . "%'")->fetch_all(), 0);
+        $tables = array_values(array_diff($tables, [$lock_table]));
+        say("$why: dropping its " . count($tables) . ' tables and installing again');
+        foreach ($tables as $table) {
+            $db->query('DROP TABLE IF EXISTS `' . str_replace('`', '``', $table) . '`');
         }
+        $db->close();
+    } catch (mysqli_sql_exception $e) {
+        stop_on_sql_error('cannot drop the unfinished install', $e);
     }
-    wp_cache_flush();
+}
+
+/**
+ * The install record's state ('began', 'finished'), or '' when none. Read
+ * before WordPress loads: WordPress dies on loading a site whose install
+ * stopped before its options were written ("One or more database tables
+ * are unavailable"), so such a site must be gone first.
+ */
+function install_record(string $prefix): string
+{
+    $table = $prefix . INSTALL_TABLE_SUFFIX;
+    try {
+        $db = db_connect();
+        $found = $db->query("SHOW TABLES LIKE '" . $db->real_escape_string(like_literal($table)) . "'")->num_rows > 0;
+        $row = $found ? $db->query("SELECT state FROM `$table` WHERE id = 1")->fetch_row() : null;
+        $db->close();
+        return $row === null ? '' : (string) $row[0];
+    } catch (mysqli_sql_exception $e) {
+        stop_on_sql_error('cannot read the install record', $e);
+    }
 }
 
 /** Installs the site, unless installed; upgrades its tables when needed. */
 function install_or_upgrade(string $url_host, string $lock_table): void
 {
-    global $wp_db_version, $wp_rewrite;
+    global $wp_db_version, $wp_rewrite, $table_prefix;
     wp_cache_delete('is_blog_installed');
-    // The record first: WordPress dies on a site whose install stopped
-    // before its options were written ("One or more database tables are
-    // unavailable"), so is_blog_installed() cannot be asked of it.
-    $why = install_record() === 'began' ? 'an install of the site began and never finished' : '';
-    if ($why === '' && is_blog_installed() && user_count() === 0) {
-        $why = 'the site looks installed but has no user (an install that did not finish)';
-    }
-    if ($why !== '') {
-        drop_unfinished_install($why, $lock_table);
-        wp_cache_delete('is_blog_installed');
+    if (is_blog_installed() && user_count() === 0) {
+        drop_site('the site looks installed but has no user (an install that did not finish)', $table_prefix, $lock_table);
+        wp_cache_flush();
     }
     if (is_blog_installed()) {
         $have = (int) get_option('db_version');
@@ -386,6 +399,9 @@ try {
     $lock = take_install_lock($table_prefix . LOCK_TABLE_SUFFIX, $lock_wait);
 } catch (mysqli_sql_exception $e) {
     stop_on_sql_error('cannot take the install lock', $e);
+}
+if (install_record($table_prefix) === 'began') {
+    drop_site('an install of the site began and never finished', $table_prefix, $table_prefix . LOCK_TABLE_SUFFIX);
 }
 prepare_wordpress($url_host);
 require_once WORDPRESS_DIR . '/wp-load.php';
