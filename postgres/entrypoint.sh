@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # pgha entrypoint: one PostgreSQL 15 node (pg-1/pg-2/pg-3) managed by repmgr 5.3.
 #
-# Supervises three things: postgres (started with pg_ctl so that repmgr can
-# stop/start/rewind it), repmgrd (monitoring only), the failover watcher and a
-# tiny HTTP role endpoint on :8008
-# (socat + pgha-http.sh).  If postgres dies and no repmgr operation is busy
-# restarting it, the container exits so Docker/Swarm restarts it.
+# Supervises four things: postgres (started with pg_ctl so that repmgr can
+# stop/start/rewind it at start), repmgrd (monitoring only), the failover
+# watcher and a tiny HTTP role endpoint on :8008 (socat + pgha-http.sh).
+# If postgres dies and does not come back within PG_DOWN_GRACE seconds, the
+# container exits so Docker/Swarm restarts it.
 #
 # The decisions are the pgha binary's (pgha/src/, a table test per story);
 # this script observes, asks and does what the answer says:
@@ -511,6 +511,9 @@ promote_after_check() { # <the failed primary: the upstream the watcher lost>
                 break
             fi
             log "promote: this node runs as primary"
+            # The promote rule's verdict is the fence rule's: this node is
+            # the newest (the role endpoint's /primary answers at once).
+            printf '%s stay\n' "$EPOCHSECONDS" >"$FENCE_FILE"
             # The partners it detached stream from it at once: with ANY 1,
             # no commit completes until one does.
             for p in "${!DETACHED[@]}"; do
@@ -714,7 +717,7 @@ follow_primary() { # <primary host>
 # One `partner` line for `pgha start` about partner $1 (see pgha::start),
 # from its /state, which answers while its postgres is down.
 start_partner_seen() { # <host>
-    local p=$1 st tli data=no waiting=no
+    local p=$1 st tli data=no standby=watching
     st=$(peer_http "$p" /state)
     if [[ -z $st ]]; then
         if getent hosts "$p" >/dev/null; then
@@ -727,10 +730,15 @@ start_partner_seen() { # <host>
     tli=$(kv tli "$st")
     [[ $tli =~ ^[0-9]{1,9}$ ]] || tli=-
     if [[ $(kv initialized "$st") == 1 ]]; then data=yes; fi
-    # A partner still deciding at start runs no postgres and no repmgrd:
-    # it cannot be promoted.
-    if [[ $(kv entrypoint_state "$st") == waiting* ]]; then waiting=yes; fi
-    echo "partner $p reachable tli $tli data $data waiting $waiting"
+    # Whether it may take part in a failover: a primary, or a partner still
+    # deciding at start (no postgres, no watcher), cannot; a standby, or one
+    # whose postgres is down between steps, may.
+    case $(kv in_recovery "$st") in
+    t) [[ $(kv watch_state "$st") != promoting ]] || standby=promoting ;;
+    f) standby=no ;;
+    *) [[ $(kv entrypoint_state "$st") != waiting* ]] || standby=no ;;
+    esac
+    echo "partner $p reachable tli $tli data $data standby $standby"
 }
 
 # What this node sees at start, as `pgha start` reads it (see pgha::start).
@@ -871,6 +879,7 @@ trap on_term TERM INT
 # takes up to 6 s more).
 FENCE_FILE=$RUN_DIR/fence
 FENCE_FRESH=12
+export FENCE_FILE FENCE_FRESH # the role endpoint's /primary asks for a fresh stay too
 fence_if_superseded() {
     local mine p r t st seen verdict
     [[ $(timeout 5 psql -X -qAt -h /var/run/postgresql -d postgres -c 'SELECT NOT pg_is_in_recovery()' 2>/dev/null) == t ]] || return 0
@@ -991,24 +1000,36 @@ failover_partner_seen() { # <host>
 
 local_sql() { timeout 5 psql -X -qAt -h /var/run/postgresql -U postgres -d postgres -c "$1" 2>/dev/null; }
 
-# Points this running standby at <primary> (point_at). When it does not
-# stream within 10 s (its timeline forked off), repmgr standby follow, and
-# failing that the stray rule restarts it to rejoin.
+# Points this running standby at <primary> (point_at) and waits up to 10 s
+# for it to stream, publishing the watch every half second so partners
+# never see this watcher stale. Sets the watcher's upstream and last_seen
+# (watch_failover's locals): a primary that stops answering meanwhile (a
+# new primary killed right after its promotion) counts as unseen from then
+# on, and the watcher looks again after 2 s of it. A standby that still
+# does not stream (its timeline forked off, its slot is gone) is the stray
+# rule's: it restarts it, and its start rewinds or clones, checking what it
+# would discard. (repmgr standby follow, run here before, fails on a forked
+# timeline too, after blocking this loop for up to 40 s.)
 follow_now() { # <primary>
-    local p=$1 i r=""
+    local p=$1 i r="" unseen
+    upstream=$p last_seen=$EPOCHSECONDS
     point_at "$NODE_NAME" "$p" || log "follow: could not set this node's primary_conninfo"
     for i in $(seq 1 20); do
         r=$(local_sql "SELECT status || ' ' || sender_host FROM pg_stat_wal_receiver" || true)
-        [[ $r == "streaming $p" ]] && break
+        if [[ $r == "streaming $p" ]]; then
+            log "follow: streaming from $p after $((i / 2)) s"
+            return 0
+        fi
+        if timeout 1 pg_isready -q -h "$p" -p "$PG_PORT" -t 1 2>/dev/null; then last_seen=$EPOCHSECONDS; fi
+        unseen=$((EPOCHSECONDS - last_seen))
+        publish_watch "$p" "$unseen" running
+        if ((unseen >= 2)); then
+            log "follow: $p stopped answering ${unseen} s ago: looking again"
+            return 0
+        fi
         nap 0.5
     done
-    if [[ $r == "streaming $p" ]]; then
-        log "follow: streaming from $p after $((i / 2)) s"
-    else
-        log "follow: not streaming from $p after 10 s (wal receiver: '${r:-none}'): repmgr standby follow"
-        repmgr -f "$REPMGR_CONF" standby follow --upstream-node-id="$(node_id_of "$p")" --log-level=INFO ||
-            { log "follow: repmgr standby follow failed; the stray check will restart this node to rejoin $p"; return 0; }
-    fi
+    log "follow: not streaming from $p after 10 s (wal receiver: '${r:-none}'): the stray check restarts this node to follow or rejoin it"
 }
 
 # On a running primary: repmgr's metadata must name it, and no other, as
@@ -1124,10 +1145,12 @@ supervise() {
             ((tick % 2)) || fence_if_superseded
             ((tick % 5)) || restart_if_stray
         else
+            # (Nothing stops postgres on purpose while this runs: the
+            # watcher follows by reload and promotes with pg_promote(), and
+            # the fence and stray rules exit. Waiting on any running repmgr
+            # command, as this did, let a hung one keep a dead node up.)
             now=$EPOCHSECONDS
-            if pgrep -x repmgr >/dev/null 2>&1; then
-                down_since=0 # repmgr (follow/rejoin) is restarting it
-            elif ((down_since == 0)); then
+            if ((down_since == 0)); then
                 down_since=$now
                 log "postgres is not running; waiting up to ${PG_DOWN_GRACE}s for it to come back"
             elif ((now - down_since >= PG_DOWN_GRACE)); then

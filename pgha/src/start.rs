@@ -19,8 +19,13 @@
 //!  * a former primary with no other primary starts as the primary only
 //!    when a partner answers, none is on a newer timeline, and no failover
 //!    can be under way: `window` seconds have passed since the entrypoint
-//!    started, or every partner is itself waiting at start (it runs no
-//!    repmgrd, so nothing can promote it).
+//!    started, or no partner is promoting and fewer than two may be running
+//!    standbys. A promotion takes a standby's watcher and a second standby
+//!    that confirms the primary lost (`pgha failover`, rule 4); a partner
+//!    running as a primary, or waiting at start, runs no watcher, and a
+//!    silent one may. (Waiting the window there was most of the 27-29 s a
+//!    new primary killed right after its promotion took to replace: it
+//!    came back in seconds and waited 20 s for a failover none could make.)
 //!
 //! What the entrypoint observed, as it writes it for `pgha start`:
 //!
@@ -33,7 +38,7 @@
 //! primary none
 //! elapsed 12
 //! window 20
-//! partner pg-2 reachable tli 3 data yes waiting no
+//! partner pg-2 reachable tli 3 data yes standby watching
 //! partner pg-3 silent no-answer
 //! ```
 //!
@@ -53,11 +58,13 @@
 //!                       no basis to choose, and the node waits
 //! elapsed S             seconds since the entrypoint started
 //! window S              FAILOVER_WINDOW
-//! partner NAME reachable tli N|- data yes|no waiting yes|no
+//! partner NAME reachable tli N|- data yes|no standby no|watching|promoting
 //! partner NAME silent no-answer|unresolved
 //!                       each partner as its /state answered: its timeline
-//!                       (-: none), whether it has data, whether its
-//!                       entrypoint waits at start; or why it did not answer
+//!                       (-: none), whether it has data, whether it may be
+//!                       a running standby (no: it runs as a primary, or
+//!                       waits at start with no postgres; promoting: its
+//!                       watcher is promoting it); or why it did not answer
 //!                       (no answer, or its name does not resolve)
 //! ```
 //!
@@ -108,11 +115,23 @@ pub enum Seen {
         timeline: Option<u32>,
         /// Its data directory holds a cluster.
         data: bool,
-        /// Its entrypoint is waiting at start: it runs no postgres and no
-        /// repmgrd, so nothing can promote it.
-        waiting: bool,
+        /// Whether it may be a running standby, which a failover could
+        /// promote or count on.
+        standby: Standby,
     },
     Silent(Silence),
+}
+
+/// A partner as a possible part of a failover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standby {
+    /// It runs as a primary, or waits at start with no postgres: it has no
+    /// failover watcher, so it can neither be promoted nor confirm.
+    No,
+    /// It runs as a standby (or is between steps that make it one).
+    Watching,
+    /// Its watcher is promoting it.
+    Promoting,
 }
 
 /// Why a partner did not answer, for the log.
@@ -322,14 +341,38 @@ fn former_primary_without_primary(o: &Observed) -> Start {
             ),
         };
     }
-    let waiting = reachable(o).filter(|&(.., waiting)| waiting).count();
-    if o.elapsed_s < o.window_s && waiting < o.partners.len() {
-        return Start::Wait {
-            why: format!(
-                "this node was the primary and no other primary runs: giving a failover under way {}s before starting as primary",
-                o.window_s
-            ),
-        };
+    if o.elapsed_s < o.window_s {
+        if let Some((name, ..)) = reachable(o).find(|&(.., s)| s == Standby::Promoting) {
+            return Start::Wait {
+                why: format!(
+                    "this node was the primary and {name} is being promoted: giving that failover {}s before starting as primary",
+                    o.window_s
+                ),
+            };
+        }
+        // Those that may take part in a promotion: a silent partner may be
+        // a running standby this node cannot reach.
+        let may = o
+            .partners
+            .iter()
+            .filter(|(_, seen)| {
+                !matches!(
+                    seen,
+                    Seen::Reachable {
+                        standby: Standby::No,
+                        ..
+                    }
+                )
+            })
+            .count();
+        if may >= 2 {
+            return Start::Wait {
+                why: format!(
+                    "this node was the primary and no other primary runs: giving a failover under way {}s before starting as primary",
+                    o.window_s
+                ),
+            };
+        }
     }
     let highest = reachable(o)
         .filter_map(|(_, tli, ..)| tli)
@@ -342,14 +385,14 @@ fn former_primary_without_primary(o: &Observed) -> Start {
     }
 }
 
-/// The partners that answered: (name, timeline, has data, waiting).
-fn reachable(o: &Observed) -> impl Iterator<Item = (&str, Option<u32>, bool, bool)> {
+/// The partners that answered: (name, timeline, has data, standby).
+fn reachable(o: &Observed) -> impl Iterator<Item = (&str, Option<u32>, bool, Standby)> {
     o.partners.iter().filter_map(|(name, seen)| match *seen {
         Seen::Reachable {
             timeline,
             data,
-            waiting,
-        } => Some((name.as_str(), timeline, data, waiting)),
+            standby,
+        } => Some((name.as_str(), timeline, data, standby)),
         Seen::Silent(_) => None,
     })
 }
@@ -372,7 +415,7 @@ const KEYS: &[(&str, &str)] = &[
 ];
 const PRIMARY: &str =
     "primary none, or a primary NAME TLI ID|- line per partner that answers as a primary";
-const PARTNER: &str = "partner NAME reachable tli N|- data yes|no waiting yes|no, or partner NAME silent no-answer|unresolved";
+const PARTNER: &str = "partner NAME reachable tli N|- data yes|no standby no|watching|promoting, or partner NAME silent no-answer|unresolved";
 
 /// What the entrypoint observed (see the module header). Refused: an
 /// unknown key, a key given twice, a line not shaped as its key reads, a
@@ -466,13 +509,18 @@ fn named(name: &str) -> anyhow::Result<String> {
 /// A partner line after its name.
 fn partner(words: &[&str]) -> anyhow::Result<Seen> {
     Ok(match words {
-        ["reachable", "tli", tli, "data", data, "waiting", waiting] => Seen::Reachable {
+        ["reachable", "tli", tli, "data", data, "standby", standby] => Seen::Reachable {
             timeline: match *tli {
                 "-" => None,
                 n => Some(number(n, "a timeline")?),
             },
             data: yes_no(data, "data")?,
-            waiting: yes_no(waiting, "waiting")?,
+            standby: match *standby {
+                "no" => Standby::No,
+                "watching" => Standby::Watching,
+                "promoting" => Standby::Promoting,
+                _ => bail!("a partner's standby is no, watching or promoting"),
+            },
         },
         ["silent", "no-answer"] => Seen::Silent(Silence::NoAnswer),
         ["silent", "unresolved"] => Seen::Silent(Silence::Unresolved),

@@ -14,8 +14,8 @@ local-sysid 7000000000000000001
 primary none
 elapsed 0
 window 20
-partner pg-1 reachable tli 3 data yes waiting no
-partner pg-3 reachable tli 3 data yes waiting no
+partner pg-1 reachable tli 3 data yes standby watching
+partner pg-3 reachable tli 3 data yes standby watching
 ";
 
 /// BASE with `changes` in place of its lines of the same keys (partner
@@ -60,17 +60,17 @@ fn a_node_starts_by_the_start_rule() {
         ),
         (
             "the bootstrap node too clones a primary",
-            bootstrap(&format!("{PRIMARY_PG_2}partner pg-2 reachable tli 3 data yes waiting no\npartner pg-3 silent no-answer\n")),
+            bootstrap(&format!("{PRIMARY_PG_2}partner pg-2 reachable tli 3 data yes standby watching\npartner pg-3 silent no-answer\n")),
             "clone pg-2",
         ),
         (
             "an empty bootstrap node with no primary waits while a partner has data: never a second cluster",
-            bootstrap("partner pg-2 reachable tli 3 data yes waiting yes\npartner pg-3 reachable tli - data no waiting yes\n"),
+            bootstrap("partner pg-2 reachable tli 3 data yes standby no\npartner pg-3 reachable tli - data no standby no\n"),
             "wait empty data dir, no primary, but partners have data (pg-2): waiting for a primary instead of initialising a second cluster",
         ),
         (
             "...both partners with data are named",
-            bootstrap("partner pg-2 reachable tli 3 data yes waiting no\npartner pg-3 reachable tli 2 data yes waiting no\n"),
+            bootstrap("partner pg-2 reachable tli 3 data yes standby watching\npartner pg-3 reachable tli 2 data yes standby watching\n"),
             "wait empty data dir, no primary, but partners have data (pg-2,pg-3): waiting for a primary instead of initialising a second cluster",
         ),
         (
@@ -80,19 +80,19 @@ fn a_node_starts_by_the_start_rule() {
         ),
         (
             "an empty bootstrap node whose partners answer empty creates the cluster",
-            bootstrap("partner pg-2 reachable tli - data no waiting yes\npartner pg-3 reachable tli - data no waiting yes\n"),
+            bootstrap("partner pg-2 reachable tli - data no standby no\npartner pg-3 reachable tli - data no standby no\n"),
             "init",
         ),
         (
             // As the shell had it: pg-3 may hold the cluster; when it comes
             // back it finds a primary of another cluster and is re-cloned.
             "...even when one is silent: one empty partner that answers is enough",
-            bootstrap("partner pg-2 reachable tli - data no waiting yes\npartner pg-3 silent no-answer\n"),
+            bootstrap("partner pg-2 reachable tli - data no standby no\npartner pg-3 silent no-answer\n"),
             "init",
         ),
         (
             "an empty node that is not the bootstrap node waits for a primary",
-            format!("{EMPTY}partner pg-1 reachable tli - data no waiting yes\npartner pg-3 reachable tli - data no waiting yes\n"),
+            format!("{EMPTY}partner pg-1 reachable tli - data no standby no\npartner pg-3 reachable tli - data no standby no\n"),
             "wait empty data dir: waiting for a primary to clone from (pg-1 bootstraps the cluster)",
         ),
         (
@@ -117,7 +117,7 @@ fn a_node_starts_by_the_start_rule() {
             // pg-3 followed this node (it knows timeline 4): pg-3 may have
             // confirmed commits on 4, so pg-1 is the stale one.
             "a former primary whose newer timeline a standby knows waits for the older primary to stop",
-            format!("local-tli 4\n{PRIMARY_PG_1}partner pg-1 reachable tli 3 data yes waiting no\npartner pg-3 reachable tli 4 data yes waiting no\n"),
+            format!("local-tli 4\n{PRIMARY_PG_1}partner pg-1 reachable tli 3 data yes standby watching\npartner pg-3 reachable tli 4 data yes standby watching\n"),
             "wait pg-1 runs as primary on timeline 3, older than this node's 4 (and pg-3 knows this node's timeline): it was superseded; waiting for it to stop",
         ),
         (
@@ -125,7 +125,7 @@ fn a_node_starts_by_the_start_rule() {
             // fork was acknowledged, and pg-1 may have acknowledged commits
             // since, confirmed by pg-3, which stayed on timeline 3.
             "...no standby knows it: nothing on it was acknowledged, it rejoins the older primary",
-            format!("local-tli 4\n{PRIMARY_PG_1}partner pg-1 reachable tli 3 data yes waiting no\npartner pg-3 reachable tli 3 data yes waiting no\n"),
+            format!("local-tli 4\n{PRIMARY_PG_1}partner pg-1 reachable tli 3 data yes standby watching\npartner pg-3 reachable tli 3 data yes standby watching\n"),
             "rejoin pg-1",
         ),
         (
@@ -171,7 +171,7 @@ fn a_node_starts_by_the_start_rule() {
         ),
         (
             "...even after the window with every partner waiting and behind it",
-            "data standby\nlocal-tli 5\nelapsed 600\npartner pg-1 reachable tli 4 data yes waiting yes\npartner pg-3 reachable tli 4 data yes waiting yes\n".to_owned(),
+            "data standby\nlocal-tli 5\nelapsed 600\npartner pg-1 reachable tli 4 data yes standby no\npartner pg-3 reachable tli 4 data yes standby no\n".to_owned(),
             "wait this node was a STANDBY and no primary is reachable among pg-1 pg-3: not starting (a standby never makes itself a writable primary at start); waiting for a primary",
         ),
         // --------------------------------- a former primary, no primary --
@@ -182,23 +182,23 @@ fn a_node_starts_by_the_start_rule() {
         ),
         (
             "a former primary waits while a partner is on a newer timeline: one was promoted after it",
-            "elapsed 600\npartner pg-1 silent no-answer\npartner pg-3 reachable tli 4 data yes waiting yes\n".to_owned(),
+            "elapsed 600\npartner pg-1 silent no-answer\npartner pg-3 reachable tli 4 data yes standby no\n".to_owned(),
             "wait this node was a primary (timeline 3) but partners have a newer timeline: pg-3(tli 4) - it is stale; waiting for the new primary to come up, then it will rejoin",
         ),
         (
             "...each of them named",
-            "partner pg-1 reachable tli 5 data yes waiting no\npartner pg-3 reachable tli 4 data yes waiting yes\n".to_owned(),
+            "partner pg-1 reachable tli 5 data yes standby watching\npartner pg-3 reachable tli 4 data yes standby no\n".to_owned(),
             "wait this node was a primary (timeline 3) but partners have a newer timeline: pg-1(tli 5),pg-3(tli 4) - it is stale; waiting for the new primary to come up, then it will rejoin",
         ),
         (
-            "within the failover window, with a partner not waiting (its repmgrd may be promoting it): wait",
+            "within the failover window, with both partners running standbys (their watchers may promote one): wait",
             "elapsed 19\n".to_owned(),
             &format!("wait this node was the primary and no other primary runs: {WINDOW}"),
         ),
         (
-            "...and with a partner silent, though the other waits",
-            "elapsed 19\npartner pg-1 silent no-answer\npartner pg-3 reachable tli 3 data yes waiting yes\n".to_owned(),
-            &format!("wait this node was the primary and no other primary runs: {WINDOW}"),
+            "...but a silent partner (it may be a standby) beside one waiting at start has none to confirm with: at once",
+            "elapsed 19\npartner pg-1 silent no-answer\npartner pg-3 reachable tli 3 data yes standby no\n".to_owned(),
+            "start-primary this node was the primary, no other primary is running and no partner has a newer timeline (local 3, partners max 3)",
         ),
         (
             "once the window has passed: start as primary",
@@ -207,7 +207,36 @@ fn a_node_starts_by_the_start_rule() {
         ),
         (
             "within the window when every partner waits at start (nothing can promote): start as primary at once",
-            "partner pg-1 reachable tli 2 data yes waiting yes\npartner pg-3 reachable tli 3 data yes waiting yes\n".to_owned(),
+            "partner pg-1 reachable tli 2 data yes standby no\npartner pg-3 reachable tli 3 data yes standby no\n".to_owned(),
+            "start-primary this node was the primary, no other primary is running and no partner has a newer timeline (local 3, partners max 3)",
+        ),
+        (
+            // break-new-primary: pg-2, promoted and killed at once, is back;
+            // the old primary pg-1 still runs on its older timeline, and
+            // pg-3 streamed pg-2's. No promotion can be under way: pg-3's
+            // watcher has no second standby to confirm with.
+            "within the window, one partner a running standby and the other a primary on an older timeline: at once",
+            "local-tli 4\nprimary none\npartner pg-1 reachable tli 3 data yes standby no\npartner pg-3 reachable tli 4 data yes standby watching\n".to_owned(),
+            "start-primary this node was the primary, no other primary is running and no partner has a newer timeline (local 4, partners max 4)",
+        ),
+        (
+            "...or waiting at start: at once",
+            "partner pg-1 reachable tli 3 data yes standby watching\npartner pg-3 reachable tli 3 data yes standby no\n".to_owned(),
+            "start-primary this node was the primary, no other primary is running and no partner has a newer timeline (local 3, partners max 3)",
+        ),
+        (
+            "...but not while that standby is being promoted",
+            "partner pg-1 reachable tli 3 data yes standby no\npartner pg-3 reachable tli 3 data yes standby promoting\n".to_owned(),
+            "wait this node was the primary and pg-3 is being promoted: giving that failover 20s before starting as primary",
+        ),
+        (
+            "...nor when the other partner is silent (it may be a running standby)",
+            "partner pg-1 silent no-answer\npartner pg-3 reachable tli 3 data yes standby watching\n".to_owned(),
+            &format!("wait this node was the primary and no other primary runs: {WINDOW}"),
+        ),
+        (
+            "...and once the window has passed, even a promoting partner is not waited for",
+            "elapsed 20\npartner pg-1 reachable tli 3 data yes standby no\npartner pg-3 reachable tli 3 data yes standby promoting\n".to_owned(),
             "start-primary this node was the primary, no other primary is running and no partner has a newer timeline (local 3, partners max 3)",
         ),
         (
@@ -219,12 +248,12 @@ fn a_node_starts_by_the_start_rule() {
             // As the shell had it: an answer without a timeline shows no
             // newer one, though a node that has no data proves nothing.
             "after the window, one silent partner and one empty: start as primary",
-            "elapsed 20\npartner pg-1 silent no-answer\npartner pg-3 reachable tli - data no waiting no\n".to_owned(),
+            "elapsed 20\npartner pg-1 silent no-answer\npartner pg-3 reachable tli - data no standby watching\n".to_owned(),
             "start-primary this node was the primary, no other primary is running and no partner has a newer timeline (local 3, partners max 0)",
         ),
         (
             "partners behind it: start, the highest of theirs logged",
-            "elapsed 20\npartner pg-1 reachable tli 1 data yes waiting no\npartner pg-3 reachable tli 2 data yes waiting no\n".to_owned(),
+            "elapsed 20\npartner pg-1 reachable tli 1 data yes standby watching\npartner pg-3 reachable tli 2 data yes standby watching\n".to_owned(),
             "start-primary this node was the primary, no other primary is running and no partner has a newer timeline (local 3, partners max 2)",
         ),
         // ------------------------------- two partners answer as primary --
@@ -260,12 +289,12 @@ fn a_node_starts_by_the_start_rule() {
 const SEEN: &[&str] = &[
     "silent no-answer",
     "silent unresolved",
-    "reachable tli - data no waiting no",
-    "reachable tli - data no waiting yes",
-    "reachable tli 2 data yes waiting no",
-    "reachable tli 3 data yes waiting yes",
-    "reachable tli 4 data yes waiting no",
-    "reachable tli 4 data yes waiting yes",
+    "reachable tli - data no standby watching",
+    "reachable tli - data no standby no",
+    "reachable tli 2 data yes standby watching",
+    "reachable tli 3 data yes standby no",
+    "reachable tli 4 data yes standby watching",
+    "reachable tli 4 data yes standby no",
 ];
 
 /// Every observation of pg-1 (with `changes`) with no primary running:
@@ -333,7 +362,7 @@ fn reads_what_the_entrypoint_writes() {
     let o = parse(
         "me pg-1\nbootstrap-node pg-1\ndata standby\nlocal-tli 3\nlocal-sysid 7345017843026710561\n\
          primary pg-3 4 -1\nelapsed 12\nwindow 20\n\n\
-         partner pg-2 reachable tli - data no waiting yes\npartner pg-3 silent unresolved\n",
+         partner pg-2 reachable tli - data no standby no\npartner pg-3 silent unresolved\n",
     )
     .expect("well formed");
     assert_eq!(
@@ -357,7 +386,7 @@ fn reads_what_the_entrypoint_writes() {
                     Seen::Reachable {
                         timeline: None,
                         data: false,
-                        waiting: true
+                        standby: Standby::No
                     }
                 ),
                 ("pg-3".into(), Seen::Silent(Silence::Unresolved)),
@@ -440,12 +469,12 @@ fn wrong_or_hostile_lines_are_refused_with_the_line() {
             "expected partner NAME reachable",
         ),
         (
-            with("partner pg-1 reachable tli 3 data 1 waiting no\n"),
+            with("partner pg-1 reachable tli 3 data 1 standby watching\n"),
             "data must be yes or no",
         ),
         (
-            with("partner pg-1 reachable tli 3 data yes waiting maybe\n"),
-            "waiting must be yes or no",
+            with("partner pg-1 reachable tli 3 data yes standby maybe\n"),
+            "standby is no, watching or promoting",
         ),
         (
             with("partner pg-1 silent asleep\n"),

@@ -454,7 +454,7 @@ fn start_observed(elapsed: u32) -> String {
     format!(
         "me pg-1\nbootstrap-node pg-1\ndata primary\nlocal-tli 2\nlocal-sysid 7345017843026710561\n\
          primary none\nelapsed {elapsed}\nwindow 20\n\
-         partner pg-2 reachable tli 2 data yes waiting no\npartner pg-3 silent no-answer\n"
+         partner pg-2 reachable tli 2 data yes standby watching\npartner pg-3 silent no-answer\n"
     )
 }
 
