@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # HTTP role endpoint (one request per process, run by socat on :8008).
-#   GET /primary  200 if this node is a primary (not in recovery) accepting connections, else 503
+#   GET /primary  200 if this node is a primary (not in recovery) accepting connections
+#                 whose fence check let it stay lately (a fresh `stay` in
+#                 FENCE_FILE: a superseded primary back from a freeze does not
+#                 pass before its next check fences it), else 503
 #   GET /replica  200 if in recovery AND the WAL receiver is streaming, else 503
 #   GET /health   200 if postgres accepts connections (pg_isready)
 #   GET /state    200, key=value lines used by the partners at start-up and by
@@ -13,6 +16,8 @@ set -euo pipefail
 export LC_ALL=C
 PGDATA=${PGDATA:-/var/lib/postgresql/data/pgdata}
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+FENCE_FILE=${FENCE_FILE:-/run/pgha/fence}
+FENCE_FRESH=${FENCE_FRESH:-12}
 
 respond() { # <code> <reason> <body>
     printf 'HTTP/1.0 %s %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' \
@@ -56,6 +61,11 @@ path=${path%%\?*}
 
 case $path in
 /primary | /master | /read-write)
+    at="" verdict=""
+    [[ ! -r $FENCE_FILE ]] || read -r at verdict _ <"$FENCE_FILE" || true
+    if [[ $verdict != stay || ! $at =~ ^[0-9]{1,12}$ ]] || ((EPOCHSECONDS - at > FENCE_FRESH)); then
+        respond 503 "Service Unavailable" $'not a primary its fence check let stay lately\n'
+    fi
     if [[ $(q "SELECT pg_is_in_recovery()") == f ]]; then
         respond 200 OK $'primary\n'
     fi
