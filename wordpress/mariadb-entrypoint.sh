@@ -613,16 +613,17 @@ join_cluster() { # <primary partners>
     local rc=0
     wait_synced "join" || rc=$?
     if ((rc == 2)); then
-        # Its data were at most the cluster's (a node ahead of it is moved
-        # aside before it joins), and mysqld keeps the position of a
-        # half-done transfer in them, from which a restart would try the
-        # same again: they are emptied, and the restart copies them whole.
-        log "the join failed after the state transfer (mysqld's errors above say why): stopping mysqld and emptying $DATADIR, which holds nothing the cluster lacks; the restart takes a full copy (SST)"
+        # mysqld keeps the position of a half-done transfer in its data,
+        # from which a restart would try the same again: they go aside
+        # (a bounded kind: repeated failures make it again), and the
+        # restart copies them whole. Aside, not removed: they should hold
+        # nothing the cluster lacks (a node ahead of it is moved aside
+        # before it joins), but a check is not a proof.
+        log "the join failed after the state transfer (mysqld's errors above say why): stopping mysqld"
         set_phase stopping
         kill -TERM "$MYSQLD_PID" 2>/dev/null || true
         wait "$MYSQLD_PID" 2>/dev/null || true
-        rm -rf "${DATADIR:?}" "$MARKER"
-        mkdir -p "$DATADIR"
+        move_aside "JOIN FAILED AFTER THE STATE TRANSFER" "its data hold a half-done transfer" failed-join
         exit 1
     elif ((rc != 0)); then
         die "mysqld exited while joining $primaries (a failed state transfer? the donor's log says why; donor candidates: ${donors:-any})"
@@ -740,6 +741,12 @@ supervise() {
             continue
         fi
         ((now - np_since >= GALERA_REJOIN_AFTER)) || continue
+        # Its position now, not the one it started from: the rule compares
+        # it with the running cluster's (ahead of it: kept aside first).
+        cs=$(wsrep_var wsrep_last_committed)
+        [[ ! $cs =~ ^[0-9]+$ ]] || LOCAL_SEQNO=$cs
+        cs=$(wsrep_var wsrep_local_state_uuid)
+        [[ -z $cs || $cs == "$ZERO_UUID" ]] || LOCAL_UUID=$cs
         survey
         join_decision
         if [[ $JOIN == join ]]; then
