@@ -443,12 +443,18 @@ on() { # <host> psql-args...
 # and slot set and reloaded, and repmgr's metadata told where it streams
 # from. Run by the standby itself (follow_now) or by the node just promoted,
 # for the partners it detached.
+# The primary_conninfo of standby <standby> streaming from <primary> (no
+# quotes in it: names are [a-z0-9._-], and so is the repmgr user).
+stream_conninfo() { # <standby> <primary>
+    printf 'host=%s port=%s user=%s application_name=%s connect_timeout=2' "$2" "$PG_PORT" "$REPMGR_USERNAME" "$1"
+}
+
 point_at() { # <standby> <primary>
     local s=$1 p=$2 slot
     slot="repmgr_slot_$(node_id_of "$s")"
     on "$p" -c "SELECT pg_create_physical_replication_slot('$slot') WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = '$slot')" >/dev/null 2>&1 ||
         log "could not make sure slot $slot exists on $p"
-    on "$s" -v ci="host=$p port=$PG_PORT user=$REPMGR_USERNAME application_name=$s connect_timeout=2" -v slot="$slot" >/dev/null 2>&1 <<'SQL' || return 1
+    on "$s" -v ci="$(stream_conninfo "$s" "$p")" -v slot="$slot" >/dev/null 2>&1 <<'SQL' || return 1
 ALTER SYSTEM SET primary_conninfo = :'ci';
 ALTER SYSTEM SET primary_slot_name = :'slot';
 SELECT pg_reload_conf();
@@ -684,8 +690,7 @@ aim_before_start() { # <primary host>
     local f=$PGDATA/postgresql.auto.conf
     [[ -f $f ]] || return 0
     sed -i '/^[[:space:]]*primary_conninfo[[:space:]]*=/d' "$f"
-    printf "primary_conninfo = 'host=%s port=%s user=%s application_name=%s connect_timeout=2'\n" \
-        "$1" "$PG_PORT" "$REPMGR_USERNAME" "$NODE_NAME" >>"$f"
+    printf "primary_conninfo = '%s'\n" "$(stream_conninfo "$NODE_NAME" "$1")" >>"$f"
 }
 
 # a standby that is running: make sure it streams from <primary>. Sets
