@@ -271,6 +271,34 @@ logged_within() {
   return 1
 }
 
+# Drops every table of the one-off site (prefix UNFINISHED_PREFIX).
+drop_one_off_site() {
+  local t
+  for t in $(node_sql mariadb-1 "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name LIKE '${UNFINISHED_PREFIX//_/\\_}%'" || true); do
+    node_sql mariadb-1 "DROP TABLE \`$t\`" || true
+  done
+}
+
+# Cuts Galera node $1 off from its partners (1) or lets it back (0), from
+# inside: gmcast.isolate. No database named: a non-Primary node refuses to
+# switch to one.
+galera_isolate() { # <node> <1|0>
+  local id
+  id=$(container_of "wordpress_$1")
+  # shellcheck disable=SC2016 # expanded inside the container
+  docker exec "$id" bash -c 'MYSQL_PWD=$(cat /run/secrets/mariadb_root_password) mariadb -uroot -e "SET GLOBAL wsrep_provider_options = '"'"'gmcast.isolate=$1'"'"'"' _ "$2" ||
+    echo "    could not set gmcast.isolate=$2 on $1" >&2
+}
+
+# Waits (up to $2 s) until node $1 is out of the Primary component.
+non_primary_within() {
+  for _ in $(seq 1 "$2"); do
+    node_http /state "$1" | grep -qx 'primary=0' && return 0
+    sleep 1
+  done
+  return 1
+}
+
 # The one-off site's install record (began, finished), or none.
 install_record() {
   node_sql mariadb-1 "SELECT state FROM ${UNFINISHED_PREFIX}swarmvote_install WHERE id = 1" 2>/dev/null || echo none
@@ -281,7 +309,7 @@ install_record() {
 # replica installs a site of its own, its users are deleted, and the next
 # replica must drop that site's tables and install it again.
 unfinished_install() {
-  local name=swarmvote-test-wp-unfinished tables t
+  local name=swarmvote-test-wp-unfinished
   one_off_wordpress "$name"
   check "a one-off replica installs a site of its own (prefix $UNFINISHED_PREFIX)" logged_within "$name" 'installed the site at'
   docker rm -f "$name" >/dev/null
@@ -314,8 +342,8 @@ unfinished_install() {
   docker logs "$name" >>"$ARTIFACTS/wordpress-unfinished.log" 2>&1 || true
   docker rm -f "$name" >/dev/null
   setup_loses_database "$name"
-  tables=$(node_sql mariadb-1 "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name LIKE '${UNFINISHED_PREFIX//_/\\_}%'" || true)
-  for t in $tables; do node_sql mariadb-1 "DROP TABLE \`$t\`" || true; done
+  setup_loses_primary_component "$name"
+  drop_one_off_site
   rm -rf "$ARTIFACTS/$name.secrets"
   check "...and the real site is untouched" test "$(wp / -o /dev/null -w '%{http_code}' || true)" = 200
 }
@@ -326,9 +354,8 @@ unfinished_install() {
 # it again), and the replica thawed. Its setup must try again, and the site
 # end installed once.
 setup_loses_database() {
-  local name=$1 tables t
-  tables=$(node_sql mariadb-1 "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name LIKE '${UNFINISHED_PREFIX//_/\\_}%'" || true)
-  for t in $tables; do node_sql mariadb-1 "DROP TABLE \`$t\`" || true; done
+  local name=$1
+  drop_one_off_site
   one_off_wordpress "$name" mariadb-3
   for _ in $(seq 1 600); do
     docker logs "$name" 2>&1 | grep -q 'installing the site' && break
@@ -345,6 +372,42 @@ setup_loses_database() {
     ok "...and installs the site once mariadb-3 is back"
   else
     not_ok "...and installs the site once mariadb-3 is back; its setup's last words:"
+    docker logs "$name" 2>&1 | grep 'wordpress-' | tail -n 12 | sed 's/^/      /' || true
+  fi
+  check "...once: one admin user ($(node_sql mariadb-1 "SELECT count(*) FROM ${UNFINISHED_PREFIX}users" || echo none)), recorded as $(install_record)" \
+    test "$(node_sql mariadb-1 "SELECT count(*) FROM ${UNFINISHED_PREFIX}users" || true)/$(install_record)" = 1/finished
+  docker logs "$name" >>"$ARTIFACTS/wordpress-unfinished.log" 2>&1 || true
+  docker rm -f "$name" >/dev/null
+  check "...and every node is Synced again" wait_cluster 180
+}
+
+# The node an install writes to leaves the Primary component part way (a
+# Galera node cut off from its partners): it still takes connections, and
+# refuses statements with 1047 until it is back. A one-off replica that
+# writes to mariadb-3 directly is frozen the moment its install begins,
+# mariadb-3 isolates itself (gmcast.isolate), and the replica is thawed:
+# its setup must try again, wait for the node to be ready, and install the
+# site once mariadb-3 is back in the cluster.
+setup_loses_primary_component() {
+  local name=$1
+  drop_one_off_site
+  one_off_wordpress "$name" mariadb-3
+  for _ in $(seq 1 600); do
+    docker logs "$name" 2>&1 | grep -q 'installing the site' && break
+    sleep 0.2
+  done
+  docker pause "$name" >/dev/null
+  galera_isolate mariadb-3 1
+  check "mariadb-3 isolated from its partners is non-Primary" non_primary_within mariadb-3 30
+  docker unpause "$name" >/dev/null
+  check "setup whose database left the Primary component while installing tries again" \
+    logged_within "$name" 'lost its database connection (try 1 of' 60
+  check "...and waits while the node is not ready" logged_within "$name" 'the node is not ready yet' 60
+  galera_isolate mariadb-3 0
+  if logged_within "$name" 'installed the site at' 300; then
+    ok "...and installs the site once mariadb-3 is back in the cluster"
+  else
+    not_ok "...and installs the site once mariadb-3 is back in the cluster; its setup's last words:"
     docker logs "$name" 2>&1 | grep 'wordpress-' | tail -n 12 | sed 's/^/      /' || true
   fi
   check "...once: one admin user ($(node_sql mariadb-1 "SELECT count(*) FROM ${UNFINISHED_PREFIX}users" || echo none)), recorded as $(install_record)" \

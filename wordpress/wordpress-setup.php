@@ -53,9 +53,17 @@ function say(string $message): void
     fwrite(STDERR, gmdate('Y-m-d\TH:i:s\Z') . " wordpress-setup $message\n");
 }
 
-/** Logs and exits with $status. */
+/**
+ * Logs and exits with $status. A failure (1) right after a query that
+ * failed because the database went away or is not serving (a Galera node
+ * that left the Primary component answers 1047) is worth another try: 3.
+ */
 function stop(int $status, string $message): never
 {
+    if ($status === 1 && in_array(last_query_error(), LOST_CONNECTION_CODES, true)) {
+        $status = 3;
+        $message .= ' (the last query failed with ' . last_query_error() . ': the database went away or is not serving)';
+    }
     say(($status === 2 ? 'config error: ' : 'error: ') . $message);
     exit($status);
 }
