@@ -196,15 +196,25 @@ partition() {
 
 # cut_from ID ACTION PEER...: drops packets between container ID and the
 # peers (service names, resolved inside the container), both ways, in the
-# container's own network namespace (ACTION -I cuts, -D heals).
+# container's own network namespace (ACTION -I cuts, -D heals). The heal
+# removes exactly the addresses the cut resolved (kept in a file per
+# container), without asking the container again: a peer restarted during
+# the cut has a new address, and the old one's rules would stay.
 cut_from() {
-  local id=$1 action=$2 pid peer ip
+  local id=$1 action=$2 pid peer ip ips=() memo
   shift 2
+  memo=${TMPDIR:-/tmp}/swarmvote-cut-$id
   pid=$(docker inspect --format '{{.State.Pid}}' "$id")
-  for peer in "$@"; do
-    for ip in $(docker exec "$id" getent ahosts "$peer" | awk '{ print $1 }' | sort -u); do
-      nsenter -t "$pid" -n iptables "$action" INPUT -s "$ip" -j DROP
-      nsenter -t "$pid" -n iptables "$action" OUTPUT -d "$ip" -j DROP
+  if [ "$action" = -D ] && [ -s "$memo" ]; then
+    mapfile -t ips <"$memo"
+  else
+    for peer in "$@"; do
+      mapfile -t -O "${#ips[@]}" ips < <(docker exec "$id" getent ahosts "$peer" | awk '{ print $1 }' | sort -u)
     done
+  fi
+  if [ "$action" = -I ]; then printf '%s\n' "${ips[@]}" >>"$memo"; else rm -f "$memo"; fi
+  for ip in "${ips[@]}"; do
+    nsenter -t "$pid" -n iptables "$action" INPUT -s "$ip" -j DROP
+    nsenter -t "$pid" -n iptables "$action" OUTPUT -d "$ip" -j DROP
   done
 }
