@@ -173,6 +173,10 @@ hot_standby_feedback = on
 # and an election would then promote a standby that has less.
 wal_receiver_timeout = 60s
 wal_sender_timeout = 60s
+# A standby whose primary went away tries to stream again every second, not
+# every 5 s (the default): with ANY 1, no commit completes until one does,
+# so a primary that restarts (or a new one) waits for it.
+wal_retrieve_retry_interval = 1s
 # a commit is acknowledged only once it is also flushed on one standby.
 # A primary without any streaming standby therefore blocks commits (by design).
 synchronous_commit = on
