@@ -296,11 +296,17 @@ stop_pg() {
 # with the timeline it writes on. Which one is the primary (the newest
 # timeline; two on it are no basis to choose) is the rule's: pgha start and
 # pgha stray read these lines.
+# The timeline partner $1 writes on when it answers as a registered
+# primary (running as a primary, and named so in its repmgr metadata).
+registered_primary_tli() { # <host>
+    local r
+    r=$(peer_sql "$1" "SELECT $WRITE_TIMELINE WHERE NOT pg_is_in_recovery() AND EXISTS (SELECT 1 FROM repmgr.nodes WHERE node_name = '$1' AND type = 'primary' AND active)" || true)
+    [[ $r =~ ^[0-9]{1,9}$ ]] && echo "$r"
+}
 find_primary() {
     local p r
     for p in "${PEERS[@]}"; do
-        r=$(peer_sql "$p" "SELECT $WRITE_TIMELINE WHERE NOT pg_is_in_recovery() AND EXISTS (SELECT 1 FROM repmgr.nodes WHERE node_name = '$p' AND type = 'primary' AND active)" || true)
-        [[ $r =~ ^[0-9]{1,9}$ ]] && printf '%s %s\n' "$p" "$r"
+        if r=$(registered_primary_tli "$p"); then printf '%s %s\n' "$p" "$r"; fi
     done
     return 0
 }
@@ -727,7 +733,7 @@ follow_primary() { # <primary host>
 # from its /state, which answers while its postgres is down.
 start_partner_seen() { # <host>
     local p=$1 st tli data=no standby=watching
-    st=$(peer_http "$p" /state)
+    st=$(peer_http "$p" /state 2)
     if [[ -z $st ]]; then
         if getent hosts "$p" >/dev/null; then
             echo "partner $p silent no-answer"
@@ -750,17 +756,31 @@ start_partner_seen() { # <host>
     echo "partner $p reachable tli $tli data $data standby $standby"
 }
 
+# One `primary NAME TLI ID|-` line when partner $1 answers as a registered
+# primary, nothing otherwise.
+start_primary_seen() { # <host>
+    local p=$1 tli sysid
+    tli=$(registered_primary_tli "$p") || return 0
+    sysid=$(peer_sql "$p" "SELECT system_identifier FROM pg_control_system()" || true)
+    [[ $sysid =~ ^-?[0-9]+$ ]] || sysid=-
+    echo "primary $p $tli $sysid"
+}
+
 # What this node sees at start, as `pgha start` reads it (see pgha::start).
 # Every partner's /state is asked at every look: a few requests on the
-# local network, answered while their postgres is down.
+# local network, answered while their postgres is down. The partners are
+# asked at once, not one after another: a partner whose container is being
+# replaced can keep a request waiting for its whole timeout, and a look
+# that took 10 s let a window run out that a partner waiting at start had
+# already closed (break-new-primary).
 start_seen() {
-    local primary tli sysid primaries="" data=empty local_sysid elapsed p
-    while read -r primary tli; do
-        [[ -n $primary ]] || continue
-        sysid=$(peer_sql "$primary" "SELECT system_identifier FROM pg_control_system()" || true)
-        [[ $sysid =~ ^-?[0-9]+$ ]] || sysid=-
-        primaries+="primary $primary $tli $sysid"$'\n'
-    done <<<"$(find_primary)"
+    local data=empty local_sysid elapsed p primaries dir=$RUN_DIR/start-seen
+    mkdir -p "$dir"
+    for p in "${PEERS[@]}"; do
+        start_primary_seen "$p" >"$dir/$p.primary" &
+        start_partner_seen "$p" >"$dir/$p.partner" &
+    done
+    wait
     if [[ -s $PGDATA/PG_VERSION ]]; then
         data=primary
         if [[ -f $PGDATA/standby.signal ]]; then data=standby; fi
@@ -772,8 +792,9 @@ start_seen() {
     echo "data $data"
     echo "local-tli $(local_tli)"
     echo "local-sysid $local_sysid"
-    if [[ -n $primaries ]]; then printf '%s' "$primaries"; else echo "primary none"; fi
-    for p in "${PEERS[@]}"; do start_partner_seen "$p"; done
+    primaries=$(for p in "${PEERS[@]}"; do cat "$dir/$p.primary"; done)
+    if [[ -n $primaries ]]; then printf '%s\n' "$primaries"; else echo "primary none"; fi
+    for p in "${PEERS[@]}"; do cat "$dir/$p.partner"; done
     elapsed=$((EPOCHSECONDS - STARTED_AT))
     echo "elapsed $((elapsed > 0 ? elapsed : 0))"
     echo "window $FAILOVER_WINDOW"

@@ -352,7 +352,7 @@ fn former_primary_without_primary(o: &Observed) -> Start {
         }
         // Those that may take part in a promotion: a silent partner may be
         // a running standby this node cannot reach.
-        let may = o
+        let may: Vec<&str> = o
             .partners
             .iter()
             .filter(|(_, seen)| {
@@ -364,12 +364,14 @@ fn former_primary_without_primary(o: &Observed) -> Start {
                     }
                 )
             })
-            .count();
-        if may >= 2 {
+            .map(|(name, _)| name.as_str())
+            .collect();
+        if may.len() >= 2 {
             return Start::Wait {
                 why: format!(
-                    "this node was the primary and no other primary runs: giving a failover under way {}s before starting as primary",
-                    o.window_s
+                    "this node was the primary and no other primary runs: giving a failover under way {}s before starting as primary ({} may take part in one)",
+                    o.window_s,
+                    may.join(" and ")
                 ),
             };
         }

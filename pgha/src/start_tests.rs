@@ -193,7 +193,7 @@ fn a_node_starts_by_the_start_rule() {
         (
             "within the failover window, with both partners running standbys (their watchers may promote one): wait",
             "elapsed 19\n".to_owned(),
-            &format!("wait this node was the primary and no other primary runs: {WINDOW}"),
+            &format!("wait this node was the primary and no other primary runs: {WINDOW} (pg-1 and pg-3 may take part in one)"),
         ),
         (
             "...but a silent partner (it may be a standby) beside one waiting at start has none to confirm with: at once",
@@ -232,7 +232,7 @@ fn a_node_starts_by_the_start_rule() {
         (
             "...nor when the other partner is silent (it may be a running standby)",
             "partner pg-1 silent no-answer\npartner pg-3 reachable tli 3 data yes standby watching\n".to_owned(),
-            &format!("wait this node was the primary and no other primary runs: {WINDOW}"),
+            &format!("wait this node was the primary and no other primary runs: {WINDOW} (pg-1 and pg-3 may take part in one)"),
         ),
         (
             "...and once the window has passed, even a promoting partner is not waited for",

@@ -464,7 +464,7 @@ fn start_fence_and_stray_answer_one_line_and_refuse_bad_input() {
         (
             "start",
             start_observed(5),
-            "wait this node was the primary and no other primary runs: giving a failover under way 20s before starting as primary",
+            "wait this node was the primary and no other primary runs: giving a failover under way 20s before starting as primary (pg-2 and pg-3 may take part in one)",
         ),
         (
             "start",
