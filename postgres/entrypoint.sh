@@ -804,7 +804,7 @@ start_seen() {
 # while the answer is to wait, looks again every second. A failure of
 # pgha is a reason to wait: it never starts anything.
 decide_and_start() {
-    local seen answer action name why last_msg="" msg
+    local seen answer action name why last_msg="" last_seen="" msg
     while true; do
         seen=$(start_seen)
         answer=$(pgha start <<<"$seen" 2>&1) || answer="wait pgha start failed: ${answer//$'\n'/ }"
@@ -860,7 +860,12 @@ decide_and_start() {
         *) msg="pgha start gave an answer this script does not know: $answer" ;;
         esac
         set_state "waiting: $msg"
-        if [[ $msg != "$last_msg" ]]; then log "$msg"; last_msg=$msg; fi
+        # Logged when the answer or what the partners said changes.
+        seen=$(grep '^partner ' <<<"$seen" | tr '\n' ';' || true)
+        if [[ $msg != "$last_msg" || $seen != "$last_seen" ]]; then
+            log "$msg (saw: $seen)"
+            last_msg=$msg last_seen=$seen
+        fi
         # Cheap (a few local-network requests), and every second counts
         # when the whole cluster starts at once.
         nap 1
