@@ -25,6 +25,6 @@ RUN set -eux; \
     chown -R postgres:postgres /etc/pgpool2 /var/run/pgpool /var/log/pgpool /run/pgpool-conf
 
 EXPOSE 5432 9898
-HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --start-interval=1s --retries=3 \
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
     CMD ["/usr/local/bin/healthcheck.sh"]
 ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/entrypoint.sh"]

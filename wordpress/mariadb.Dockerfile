@@ -41,7 +41,7 @@ EXPOSE 3306 4444 4567 4568 9200
 # Healthy while the entrypoint is deliberately waiting or transferring state
 # (a restart would only start the wait again), and once mysqld answers. Whether
 # the node may take queries is /health, which HAProxy asks.
-HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --start-interval=1s --retries=3 \
+HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
     CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9200 && printf 'GET /live HTTP/1.0\\r\\n\\r\\n' >&3 && r=$(cat <&3) && [[ ${r%%$'\\r'*} == *' 200 '* ]]"]
 
 # mysqld shuts down cleanly on TERM (and writes its position to grastate.dat).
