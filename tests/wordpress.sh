@@ -348,6 +348,36 @@ unfinished_install() {
   check "...and the real site is untouched" test "$(wp / -o /dev/null -w '%{http_code}' || true)" = 200
 }
 
+# A one-off replica ($1) that writes to mariadb-3 directly, on a site of
+# its own, started and frozen the moment its install begins.
+frozen_mid_install() {
+  drop_one_off_site
+  one_off_wordpress "$1" mariadb-3
+  for _ in $(seq 1 600); do
+    docker logs "$1" 2>&1 | grep -q 'installing the site' && break
+    sleep 0.2
+  done
+  docker pause "$1" >/dev/null
+}
+
+# The end of a mid-install fault: replica $1 installs the site ($2 says
+# when), once, and every node is Synced again. Setup waits for the
+# database up to WORDPRESS_DB_WAIT_S (300 s) a try.
+installed_once() {
+  local name=$1 users
+  if logged_within "$name" 'installed the site at' 300; then
+    ok "...and installs the site $2"
+  else
+    not_ok "...and installs the site $2; its setup's last words:"
+    docker logs "$name" 2>&1 | grep 'wordpress-' | tail -n 12 | sed 's/^/      /' || true
+  fi
+  users=$(node_sql mariadb-1 "SELECT count(*) FROM ${UNFINISHED_PREFIX}users" || echo none)
+  check "...once: one admin user ($users), recorded as $(install_record)" test "$users/$(install_record)" = 1/finished
+  docker logs "$name" >>"$ARTIFACTS/wordpress-unfinished.log" 2>&1 || true
+  docker rm -f "$name" >/dev/null
+  check "...and every node is Synced again" wait_cluster 180
+}
+
 # The database connection lost while an install runs, as a rolling update
 # restarts the node: a one-off replica that writes to mariadb-3 directly is
 # frozen the moment its install begins, mariadb-3 is stopped (Swarm starts
@@ -355,30 +385,14 @@ unfinished_install() {
 # end installed once.
 setup_loses_database() {
   local name=$1
-  drop_one_off_site
-  one_off_wordpress "$name" mariadb-3
-  for _ in $(seq 1 600); do
-    docker logs "$name" 2>&1 | grep -q 'installing the site' && break
-    sleep 0.2
-  done
-  docker pause "$name" >/dev/null
+  frozen_mid_install "$name"
   docker stop -t 30 "$(container_of wordpress_mariadb-3)" >/dev/null
   docker unpause "$name" >/dev/null
   check "setup that lost its database while installing (mariadb-3 stopped) tries again" \
     logged_within "$name" 'lost its database connection (try 1 of'
   # Setup waits for the database up to WORDPRESS_DB_WAIT_S (300 s) a try;
   # mariadb-3 is back once Swarm restarted it and it rejoined.
-  if logged_within "$name" 'installed the site at' 300; then
-    ok "...and installs the site once mariadb-3 is back"
-  else
-    not_ok "...and installs the site once mariadb-3 is back; its setup's last words:"
-    docker logs "$name" 2>&1 | grep 'wordpress-' | tail -n 12 | sed 's/^/      /' || true
-  fi
-  check "...once: one admin user ($(node_sql mariadb-1 "SELECT count(*) FROM ${UNFINISHED_PREFIX}users" || echo none)), recorded as $(install_record)" \
-    test "$(node_sql mariadb-1 "SELECT count(*) FROM ${UNFINISHED_PREFIX}users" || true)/$(install_record)" = 1/finished
-  docker logs "$name" >>"$ARTIFACTS/wordpress-unfinished.log" 2>&1 || true
-  docker rm -f "$name" >/dev/null
-  check "...and every node is Synced again" wait_cluster 180
+  installed_once "$name" "once mariadb-3 is back"
 }
 
 # The node an install writes to leaves the Primary component part way (a
@@ -390,13 +404,7 @@ setup_loses_database() {
 # site once mariadb-3 is back in the cluster.
 setup_loses_primary_component() {
   local name=$1
-  drop_one_off_site
-  one_off_wordpress "$name" mariadb-3
-  for _ in $(seq 1 600); do
-    docker logs "$name" 2>&1 | grep -q 'installing the site' && break
-    sleep 0.2
-  done
-  docker pause "$name" >/dev/null
+  frozen_mid_install "$name"
   galera_isolate mariadb-3 1
   check "mariadb-3 isolated from its partners is non-Primary" non_primary_within mariadb-3 30
   docker unpause "$name" >/dev/null
@@ -404,17 +412,7 @@ setup_loses_primary_component() {
     logged_within "$name" 'lost its database connection (try 1 of' 60
   check "...and waits while the node is not ready" logged_within "$name" 'the node is not ready yet' 60
   galera_isolate mariadb-3 0
-  if logged_within "$name" 'installed the site at' 300; then
-    ok "...and installs the site once mariadb-3 is back in the cluster"
-  else
-    not_ok "...and installs the site once mariadb-3 is back in the cluster; its setup's last words:"
-    docker logs "$name" 2>&1 | grep 'wordpress-' | tail -n 12 | sed 's/^/      /' || true
-  fi
-  check "...once: one admin user ($(node_sql mariadb-1 "SELECT count(*) FROM ${UNFINISHED_PREFIX}users" || echo none)), recorded as $(install_record)" \
-    test "$(node_sql mariadb-1 "SELECT count(*) FROM ${UNFINISHED_PREFIX}users" || true)/$(install_record)" = 1/finished
-  docker logs "$name" >>"$ARTIFACTS/wordpress-unfinished.log" 2>&1 || true
-  docker rm -f "$name" >/dev/null
-  check "...and every node is Synced again" wait_cluster 180
+  installed_once "$name" "once mariadb-3 is back in the cluster"
 }
 
 # Node $1's volume is made another cluster's (same name, another state
