@@ -292,10 +292,6 @@ stop_pg() {
     fi
 }
 
-# Prints "NAME TLI" for each partner that is a running, registered primary,
-# with the timeline it writes on. Which one is the primary (the newest
-# timeline; two on it are no basis to choose) is the rule's: pgha start and
-# pgha stray read these lines.
 # The timeline partner $1 writes on when it answers as a registered
 # primary (running as a primary, and named so in its repmgr metadata).
 registered_primary_tli() { # <host>
@@ -303,6 +299,11 @@ registered_primary_tli() { # <host>
     r=$(peer_sql "$1" "SELECT $WRITE_TIMELINE WHERE NOT pg_is_in_recovery() AND EXISTS (SELECT 1 FROM repmgr.nodes WHERE node_name = '$1' AND type = 'primary' AND active)" || true)
     [[ $r =~ ^[0-9]{1,9}$ ]] && echo "$r"
 }
+
+# Prints "NAME TLI" for each partner that is a running, registered primary,
+# with the timeline it writes on. Which one is the primary (the newest
+# timeline; two on it are no basis to choose) is the rule's: pgha start and
+# pgha stray read these lines.
 find_primary() {
     local p r
     for p in "${PEERS[@]}"; do
@@ -447,18 +448,18 @@ on() { # <host> psql-args...
     fi
 }
 
-# Points the running standby <standby> at <primary> without a restart
-# (primary_conninfo is reloadable, and recovery follows the new timeline):
-# its replication slot made on <primary> first, then its primary_conninfo
-# and slot set and reloaded, and repmgr's metadata told where it streams
-# from. Run by the standby itself (follow_now) or by the node just promoted,
-# for the partners it detached.
 # The primary_conninfo of standby <standby> streaming from <primary> (no
 # quotes in it: names are [a-z0-9._-], and so is the repmgr user).
 stream_conninfo() { # <standby> <primary>
     printf 'host=%s port=%s user=%s application_name=%s connect_timeout=2' "$2" "$PG_PORT" "$REPMGR_USERNAME" "$1"
 }
 
+# Points the running standby <standby> at <primary> without a restart
+# (primary_conninfo is reloadable, and recovery follows the new timeline):
+# its replication slot made on <primary> first, then its primary_conninfo
+# and slot set and reloaded, and repmgr's metadata told where it streams
+# from. Run by the standby itself (follow_now) or by the node just promoted,
+# for the partners it detached.
 point_at() { # <standby> <primary>
     local s=$1 p=$2 slot
     slot="repmgr_slot_$(node_id_of "$s")"
