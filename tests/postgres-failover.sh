@@ -282,8 +282,9 @@ isolated_standby() {
   id=$(container_of "postgres_$standby")
   since=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   partition "$id" -I
-  voter=$(openssl rand -hex 16)
-  answer=$(https vote /api/vote -H 'Content-Type: application/json' -b "voter_id=$voter" -d '{"vote":"a"}' || true)
+  # A new voter: the id is the one vote issues (ids are signed, so none can be made up).
+  answer=$(https vote /api/vote -H 'Content-Type: application/json' -D "$ARTIFACTS/isolated-vote.headers" -d '{"vote":"a"}' || true)
+  voter=$(sed -nE 's/^[Ss]et-[Cc]ookie: voter_id=([0-9a-f]{32}).*/\1/p' "$ARTIFACTS/isolated-vote.headers" | head -n 1)
   for _ in $(seq 1 "$FREEZE_SECONDS"); do
     count=0
     for n in pg-1 pg-2 pg-3; do

@@ -20,6 +20,12 @@ pub const DEAD_LETTER_STREAM: &str = "votes:dead";
 pub const FIELD_VOTER: &str = "voter_id";
 /// Entry field with the choice, `a` or `b`.
 pub const FIELD_VOTE: &str = "vote";
+/// The ids of voters who voted before voter ids were signed (a Redis set): a
+/// worker loads them once from PostgreSQL and the queue, and vote lets such
+/// a voter keep an unsigned id (see vote's `identity`).
+pub const LEGACY_VOTERS: &str = "voters:legacy";
+/// Set (to the loading time, ms) once [`LEGACY_VOTERS`] is complete.
+pub const LEGACY_VOTERS_LOADED: &str = "voters:legacy:loaded";
 
 /// A stream entry id, ordered as Redis orders them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -103,18 +103,18 @@ async fn voter_task(
                 (None, if rng.random_bool(0.5) { 'a' } else { 'b' })
             }
         };
-        let record = vote_once(
+        let (record, issued) = vote_once(
             &client,
             &plan.url,
-            known.as_ref().map(|(_, id)| id.as_str()),
+            known.as_ref().map(|(_, cookie)| cookie.as_str()),
             vote,
         )
         .await;
         match known {
             Some((i, _)) => voters[i].1 = vote,
             None => {
-                if let Some(id) = &record.voter {
-                    voters.push((id.clone(), vote));
+                if let Some(cookie) = issued {
+                    voters.push((cookie, vote));
                 }
             }
         }
@@ -123,13 +123,21 @@ async fn voter_task(
     records
 }
 
-/// One vote; never fails: a failure is a record with `acked: false`.
+/// The voter id in a `voter_id` cookie's value (`<id>.<signature>`): what
+/// PostgreSQL stores, and so what the audit compares.
+fn id_in(cookie: &str) -> String {
+    cookie.split('.').next().unwrap_or_default().to_owned()
+}
+
+/// One vote as the voter whose `voter_id` cookie is `voter` (a new voter
+/// when `None`); never fails: a failure is a record with `acked: false`.
+/// Also returns the cookie value the service issued, if any.
 async fn vote_once(
     client: &reqwest::Client,
     url: &reqwest::Url,
     voter: Option<&str>,
     vote: char,
-) -> Record {
+) -> (Record, Option<String>) {
     let start_ms = now_ms();
     let mut request = client
         .post(url.clone())
@@ -149,7 +157,7 @@ async fn vote_once(
                 .find_map(|v| v.strip_prefix("voter_id="))
                 .map(|v| {
                     v.chars()
-                        .take_while(char::is_ascii_hexdigit)
+                        .take_while(|c| c.is_ascii_hexdigit() || *c == '.')
                         .collect::<String>()
                 });
             let body = response.text().await.unwrap_or_default();
@@ -161,12 +169,13 @@ async fn vote_once(
         }
         Err(_) => (0, false, None),
     };
-    Record {
+    let record = Record {
         start_ms,
         end_ms: now_ms(),
         status,
         acked,
-        voter: voter.map(str::to_owned).or(issued),
+        voter: voter.or(issued.as_deref()).map(id_in),
         vote,
-    }
+    };
+    (record, issued)
 }

@@ -137,9 +137,12 @@ async fn load(vote: &Running, duration: Duration, ledgers: Ledgers) {
     futures_util::future::join_all(tasks).await;
 }
 
+/// Notes what `voter` (a `voter_id` cookie value, `<id>.<signature>`) was
+/// told, under the id PostgreSQL stores.
 fn record(ledgers: &Ledgers, voter: &str, choice: &str, acked: bool) {
+    let id = voter.split('.').next().unwrap_or_default();
     let mut ledgers = ledgers.lock().expect("ledger lock");
-    let ledger = ledgers.entry(voter.to_owned()).or_default();
+    let ledger = ledgers.entry(id.to_owned()).or_default();
     if acked {
         ledger.acked = Some(choice.to_owned());
         ledger.uncertain.clear();

@@ -6,6 +6,7 @@ use std::time::Duration;
 use common::config::Env;
 use common::redis_conn::RedisConfig;
 
+use crate::identity::CookieKey;
 use crate::sentinels::{parse_sentinels, SentinelConfig};
 
 #[derive(Debug, Clone)]
@@ -28,6 +29,10 @@ pub struct Config {
     /// Redis, `VOTE_MIN_REPLICAS` alone decides) and the name they watch
     /// (`REDIS_MASTER_NAME`, default `swarmvote`).
     pub sentinels: Option<SentinelConfig>,
+    /// The key voter ids are signed with (`VOTE_COOKIE_KEY` or
+    /// `VOTE_COOKIE_KEY_FILE`, at least 16 bytes; every replica needs the
+    /// same one). Unset: a random key for this process only, with a warning.
+    pub cookie_key: Option<CookieKey>,
 }
 
 impl Config {
@@ -55,8 +60,21 @@ impl Config {
             )),
             redis: RedisConfig::from_env(env),
             sentinels: sentinels_from_env(env),
+            cookie_key: cookie_key_from_env(env),
         }
     }
+}
+
+fn cookie_key_from_env(env: &mut Env) -> Option<CookieKey> {
+    let secret = env.secret("VOTE_COOKIE_KEY", false);
+    if secret.expose().is_empty() {
+        return None;
+    }
+    let key = CookieKey::new(secret.expose().as_bytes());
+    if key.is_none() {
+        env.error("VOTE_COOKIE_KEY: at least 16 characters (deploy.sh generates one)");
+    }
+    key
 }
 
 fn sentinels_from_env(env: &mut Env) -> Option<SentinelConfig> {
@@ -124,6 +142,7 @@ mod tests {
             ("OPTION_A", "Same"),
             ("OPTION_B", "Same"),
             ("REDIS_PORT", "70000"),
+            ("VOTE_COOKIE_KEY", "short"),
         ]);
         let _ = Config::from_env(&mut env);
         let text = env.finish().expect_err("four problems").to_string();
@@ -132,6 +151,7 @@ mod tests {
             "LISTEN_ADDR",
             "must differ",
             "REDIS_PORT",
+            "VOTE_COOKIE_KEY",
         ] {
             assert!(text.contains(name), "{name} missing in: {text}");
         }

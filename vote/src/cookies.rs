@@ -1,12 +1,13 @@
 //! The voter's cookies.
 //!
-//! `voter_id` is the identity: random, `HttpOnly` (scripts never see it),
-//! `SameSite=Lax` (another site's form cannot vote as this voter), `Secure`
-//! behind HTTPS. `last_vote` only lets the page show the voter's choice
+//! `voter_id` is the identity: a random id signed by this service (see
+//! [`crate::identity`]), `HttpOnly` (scripts never see it), `SameSite=Lax`
+//! (browsers do not send it with another site's form posts), `Secure` behind
+//! HTTPS. `last_vote` only lets the page show the voter's choice
 //! without a lookup; it is never trusted for anything else.
 
 use axum::http::{header, HeaderMap};
-use common::{Choice, VoterId};
+use common::Choice;
 
 /// About 400 days, the longest lifetime browsers honour.
 const MAX_AGE_SECS: u32 = 400 * 24 * 3600;
@@ -23,10 +24,9 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.trim())
 }
 
-/// The voter's id, or `None` when it is missing or malformed (the caller
-/// issues a fresh one).
-pub fn voter_id(headers: &HeaderMap) -> Option<VoterId> {
-    cookie(headers, "voter_id").and_then(VoterId::parse)
+/// The `voter_id` cookie's value as sent (read by [`crate::identity`]).
+pub fn voter_cookie(headers: &HeaderMap) -> Option<&str> {
+    cookie(headers, "voter_id")
 }
 
 /// The choice last acknowledged to this browser, for display only.
@@ -47,8 +47,9 @@ fn set_cookie(name: &str, value: &str, secure: bool) -> String {
     format!("{name}={value}; Path=/; Max-Age={MAX_AGE_SECS}; HttpOnly; SameSite=Lax{secure}")
 }
 
-pub fn set_voter_id(id: &VoterId, secure: bool) -> String {
-    set_cookie("voter_id", id.as_str(), secure)
+/// `value` is the signed id ([`crate::identity::CookieKey::sign`]).
+pub fn set_voter_id(value: &str, secure: bool) -> String {
+    set_cookie("voter_id", value, secure)
 }
 
 pub fn set_last_vote(choice: Choice, secure: bool) -> String {
@@ -73,38 +74,28 @@ mod tests {
 
     #[test]
     fn finds_the_voter_among_other_cookies() {
-        let id = VoterId::generate();
-        let h = headers(&[
-            "theme=dark",
-            &format!("x=1; voter_id={}; last_vote=b", id.as_str()),
-        ]);
-        assert_eq!(voter_id(&h), Some(id));
+        let h = headers(&["theme=dark", "x=1; voter_id= abc.def ; last_vote=b"]);
+        assert_eq!(voter_cookie(&h), Some("abc.def"));
         assert_eq!(last_vote(&h), Some(Choice::B));
+        let first = headers(&["voter_id=first", "voter_id=second"]);
+        assert_eq!(voter_cookie(&first), Some("first"));
     }
 
     #[test]
-    fn malformed_values_read_as_absent() {
-        let long = format!("voter_id={}", "a".repeat(5000));
-        for bad in [
-            "voter_id=",
-            "voter_id=../../etc",
-            long.as_str(),
-            "voter_id",
-            "last_vote=c",
-        ] {
+    fn missing_values_read_as_absent() {
+        for bad in ["voter", "last_vote=c", "voter_idx=1"] {
             let h = headers(&[bad]);
-            assert_eq!(voter_id(&h), None, "{bad}");
+            assert_eq!(voter_cookie(&h), None, "{bad}");
             assert_eq!(last_vote(&h), None, "{bad}");
         }
     }
 
     #[test]
     fn attributes_follow_the_scheme() {
-        let id = VoterId::generate();
-        let plain = set_voter_id(&id, false);
+        let plain = set_voter_id("v", false);
         assert!(plain.contains("HttpOnly") && plain.contains("SameSite=Lax"));
         assert!(!plain.contains("Secure"));
-        assert!(set_voter_id(&id, true).ends_with("; Secure"));
+        assert!(set_voter_id("v", true).ends_with("; Secure"));
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-proto", HeaderValue::from_static("HTTPS"));
         assert!(is_https(&h));

@@ -3,7 +3,9 @@
 
 pub mod config;
 pub mod cookies;
+pub mod identity;
 pub mod metrics;
+pub mod origin;
 pub mod page;
 pub mod recorder;
 pub mod sentinels;
@@ -40,7 +42,12 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         readiness.clone(),
         shutdown.clone(),
     ));
+    let key = config.cookie_key.clone().unwrap_or_else(|| {
+        tracing::warn!("VOTE_COOKIE_KEY is not set: voter ids are signed with a random key that dies with this process, and other replicas refuse them");
+        identity::CookieKey::random()
+    });
     let state = Arc::new(web::AppState {
+        key,
         labels: config.labels.clone(),
         host: common::html::hostname(),
         recorder,

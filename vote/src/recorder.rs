@@ -18,6 +18,7 @@ use common::{Choice, VoterId};
 use redis::aio::MultiplexedConnection;
 use tokio::sync::{mpsc, oneshot, watch, Mutex};
 
+use crate::identity::LegacyLookup;
 use crate::metrics::VoteMetrics;
 use crate::sentinels::{Observation, MAX_AGE};
 
@@ -50,6 +51,8 @@ pub enum RecordError {
     QueueFull(#[source] redis::RedisError),
     #[error("not safe to acknowledge: {0}")]
     Unsafe(String),
+    #[error("the voter ids from before signing are still being loaded by a worker")]
+    LegacyNotLoaded,
 }
 
 impl RecordError {
@@ -61,6 +64,7 @@ impl RecordError {
             RecordError::NotReplicated { .. } => "not_replicated",
             RecordError::QueueFull(_) => "queue_full",
             RecordError::Unsafe(_) => "no_agreed_primary",
+            RecordError::LegacyNotLoaded => "legacy_voters_not_loaded",
         }
     }
 }
@@ -215,6 +219,30 @@ impl Recorder {
                 "XADD returned an unexpected id",
             )))
         })
+    }
+
+    /// Whether `voter`, a bare id from before ids were signed, voted then
+    /// (see [`crate::identity`]).
+    pub async fn legacy_voter(&self, voter: &VoterId) -> Result<LegacyLookup, RecordError> {
+        let current = self.connection().await?;
+        let mut conn = current.conn.clone();
+        let result: redis::RedisResult<(bool, bool)> = redis::pipe()
+            .cmd("SISMEMBER")
+            .arg(queue::LEGACY_VOTERS)
+            .arg(voter.as_str())
+            .cmd("EXISTS")
+            .arg(queue::LEGACY_VOTERS_LOADED)
+            .query_async(&mut conn)
+            .await;
+        match result {
+            Ok((true, _)) => Ok(LegacyLookup::Known),
+            Ok((false, true)) => Ok(LegacyLookup::Unknown),
+            Ok((false, false)) => Ok(LegacyLookup::NotLoaded),
+            Err(e) => {
+                self.discard(current.generation);
+                Err(RecordError::Unreachable(e))
+            }
+        }
     }
 
     /// `INFO memory` through the same connection, for readiness.
@@ -504,6 +532,7 @@ impl RecordError {
                 e.to_string(),
             ))),
             RecordError::Unsafe(why) => RecordError::Unsafe(why.clone()),
+            RecordError::LegacyNotLoaded => RecordError::LegacyNotLoaded,
         }
     }
 }

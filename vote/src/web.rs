@@ -7,13 +7,16 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use common::{Choice, VoterId};
+
+use crate::identity::{self, CookieKey, Decision, LegacyLookup};
 use serde::Deserialize;
 
 use crate::cookies;
 use crate::metrics::VoteMetrics;
+use crate::origin::{self, Origin};
 use crate::page::{self, Notice};
 use crate::recorder::{RecordError, Recorder};
 
@@ -24,6 +27,8 @@ pub const MAX_BODY_BYTES: usize = 4096;
 /// What the handlers share.
 #[derive(Debug)]
 pub struct AppState {
+    /// Signs and checks voter ids.
+    pub key: CookieKey,
     pub labels: [String; 2],
     pub host: String,
     pub recorder: Recorder,
@@ -34,6 +39,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(show_page).post(vote_form))
         .route("/api/vote", post(vote_api))
+        .route("/limited", any(limited))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -49,6 +55,10 @@ enum VoteError {
     TooLarge,
     #[error("send the ballot as {0}")]
     UnsupportedMediaType(&'static str),
+    #[error("Your vote was NOT recorded: it was sent from another site. Open the vote page itself and vote there.")]
+    CrossSite,
+    #[error("Your vote was NOT recorded: your voter cookie was not issued by this site. Reload the page and vote again.")]
+    ForgedVoter,
     #[error("Your vote was NOT recorded: the vote service cannot store votes right now. Please try again.")]
     Unavailable(#[source] RecordError),
 }
@@ -59,6 +69,7 @@ impl VoteError {
             VoteError::BadRequest(_) | VoteError::UnknownOption => StatusCode::BAD_REQUEST,
             VoteError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             VoteError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            VoteError::CrossSite | VoteError::ForgedVoter => StatusCode::FORBIDDEN,
             VoteError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -69,12 +80,14 @@ impl VoteError {
             VoteError::UnknownOption => "unknown_option",
             VoteError::TooLarge => "too_large",
             VoteError::UnsupportedMediaType(_) => "unsupported_media_type",
+            VoteError::CrossSite => "cross_site",
+            VoteError::ForgedVoter => "forged_voter",
             VoteError::Unavailable(e) => e.label(),
         }
     }
 }
 
-/// The voter behind a request: their cookie, or a fresh id to set.
+/// The voter behind a request: their cookie's id, or a fresh one to set.
 struct Voter {
     id: VoterId,
     is_new: bool,
@@ -82,9 +95,9 @@ struct Voter {
 }
 
 impl Voter {
-    fn from_headers(headers: &HeaderMap) -> Voter {
+    fn new(id: Option<VoterId>, headers: &HeaderMap) -> Voter {
         let secure = cookies::is_https(headers);
-        match cookies::voter_id(headers) {
+        match id {
             Some(id) => Voter {
                 id,
                 is_new: false,
@@ -96,6 +109,40 @@ impl Voter {
                 secure,
             },
         }
+    }
+
+    /// For showing the page: a signed or legacy id is kept as it is (the
+    /// legacy one is re-signed when its holder votes); anything else gets
+    /// a fresh id.
+    fn for_page(app: &AppState, headers: &HeaderMap) -> Voter {
+        let id = match app.key.read(cookies::voter_cookie(headers)) {
+            identity::Cookie::Signed(id) | identity::Cookie::Legacy(id) => Some(id),
+            identity::Cookie::Absent | identity::Cookie::Forged => None,
+        };
+        Voter::new(id, headers)
+    }
+
+    /// For a vote: [`identity::decide`], asking Redis only about a legacy id.
+    async fn for_vote(app: &AppState, headers: &HeaderMap) -> Result<Voter, VoteError> {
+        let cookie = app.key.read(cookies::voter_cookie(headers));
+        let lookup = match &cookie {
+            identity::Cookie::Legacy(id) => app
+                .recorder
+                .legacy_voter(id)
+                .await
+                .map_err(VoteError::Unavailable)?,
+            _ => LegacyLookup::Unknown,
+        };
+        match identity::decide(&cookie, || lookup) {
+            Decision::Voter(id) => Ok(Voter::new(Some(id), headers)),
+            Decision::New => Ok(Voter::new(None, headers)),
+            Decision::Refuse => Err(VoteError::ForgedVoter),
+            Decision::NotYet => Err(VoteError::Unavailable(RecordError::LegacyNotLoaded)),
+        }
+    }
+
+    fn cookie(&self, key: &CookieKey) -> String {
+        cookies::set_voter_id(&key.sign(&self.id), self.secure)
     }
 }
 
@@ -123,7 +170,7 @@ fn with_cookie(mut response: Response, cookie: String) -> Response {
 }
 
 async fn show_page(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let voter = Voter::from_headers(&headers);
+    let voter = Voter::for_page(&app, &headers);
     let current = if voter.is_new {
         None
     } else {
@@ -132,7 +179,7 @@ async fn show_page(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Resp
     let html = page::render(&app.labels, current, &app.host, Notice::None);
     let response = (page_headers(), html).into_response();
     if voter.is_new {
-        with_cookie(response, cookies::set_voter_id(&voter.id, voter.secure))
+        with_cookie(response, voter.cookie(&app.key))
     } else {
         response
     }
@@ -192,11 +239,15 @@ async fn accept(
     parse: fn(&[u8]) -> Result<Choice, VoteError>,
 ) -> Result<(Voter, Choice), VoteError> {
     let outcome = async {
+        // First: a forged request must not even learn whether its ballot was well formed.
+        if origin::check(headers) == Origin::CrossSite {
+            return Err(VoteError::CrossSite);
+        }
         if !has_content_type(headers, media_type) {
             return Err(VoteError::UnsupportedMediaType(media_type));
         }
         let choice = parse(&read_body(body)?)?;
-        let voter = Voter::from_headers(headers);
+        let voter = Voter::for_vote(app, headers).await?;
         app.recorder
             .record(&voter.id, choice)
             .await
@@ -223,10 +274,11 @@ async fn accept(
     outcome
 }
 
-fn cookies_for(voter: &Voter, choice: Choice, response: Response) -> Response {
+fn cookies_for(app: &AppState, voter: &Voter, choice: Choice, response: Response) -> Response {
     let response = with_cookie(response, cookies::set_last_vote(choice, voter.secure));
-    // Refreshing the id cookie on each vote keeps an active voter's id alive.
-    with_cookie(response, cookies::set_voter_id(&voter.id, voter.secure))
+    // Refreshing the id cookie on each vote keeps an active voter's id
+    // alive, and signs a legacy one.
+    with_cookie(response, voter.cookie(&app.key))
 }
 
 /// `POST /` from the page's form: redirect back to the page on success, so
@@ -247,7 +299,7 @@ async fn vote_form(
     {
         Ok((voter, choice)) => {
             let redirect = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
-            cookies_for(&voter, choice, redirect)
+            cookies_for(&app, &voter, choice, redirect)
         }
         Err(e) => {
             let current = cookies::last_vote(&headers);
@@ -256,6 +308,21 @@ async fn vote_form(
             (e.status(), page_headers(), html).into_response()
         }
     }
+}
+
+/// What Traefik shows a client over its per-address limits (its `errors`
+/// middleware fetches this page and answers with it, status 429). Not
+/// routed from outside. The answer matches what the client sent: JSON to
+/// the API's clients, the page to browsers.
+async fn limited(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    const MESSAGE: &str = "Your vote was NOT recorded: too many requests came from your network address. Wait a few seconds and try again.";
+    if has_content_type(&headers, "application/json") {
+        let body = Json(serde_json::json!({"recorded": false, "error": MESSAGE}));
+        return (StatusCode::TOO_MANY_REQUESTS, body).into_response();
+    }
+    let current = cookies::last_vote(&headers);
+    let html = page::render(&app.labels, current, &app.host, Notice::Error(MESSAGE));
+    (StatusCode::TOO_MANY_REQUESTS, page_headers(), html).into_response()
 }
 
 /// `POST /api/vote` with `{"vote":"a"}`: answers `{"recorded":true,"vote":"a"}`.
@@ -267,7 +334,7 @@ async fn vote_api(
     match accept(&app, &headers, body, "application/json", parse_json).await {
         Ok((voter, choice)) => {
             let body = Json(serde_json::json!({"recorded": true, "vote": choice.as_str()}));
-            cookies_for(&voter, choice, body.into_response())
+            cookies_for(&app, &voter, choice, body.into_response())
         }
         Err(e) => {
             let body = Json(serde_json::json!({"recorded": false, "error": e.to_string()}));

@@ -60,6 +60,7 @@ fn cookie_value(response: &reqwest::Response, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The cookie's value (`<id>.<mac>`) from a Set-Cookie header.
 fn voter_of(set_cookie: &str) -> String {
     set_cookie
         .trim_start_matches("voter_id=")
@@ -67,6 +68,11 @@ fn voter_of(set_cookie: &str) -> String {
         .next()
         .unwrap_or_default()
         .to_owned()
+}
+
+/// The id in a cookie value: what the queue carries.
+fn id_of(value: &str) -> String {
+    value.split('.').next().unwrap_or_default().to_owned()
 }
 
 #[tokio::test]
@@ -81,7 +87,11 @@ async fn page_shows_labels_in_any_script_and_issues_a_voter_cookie() {
         "{cookie}"
     );
     assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
-    assert_eq!(voter_of(&cookie).len(), 32, "128 bits in hex: {cookie}");
+    let value = voter_of(&cookie);
+    assert_eq!(value.len(), 65, "a 128-bit id and MAC in hex: {cookie}");
+    assert!(value
+        .split_once('.')
+        .is_some_and(|(id, mac)| id.len() == 32 && mac.len() == 32));
     let html = response.text().await.expect("body");
     assert!(html.contains("گندم") && html.contains("عمو"));
     assert!(
@@ -124,9 +134,10 @@ async fn api_vote_is_queued_for_the_cookie_voter_and_can_change() {
         cookie.contains("; Secure"),
         "HTTPS behind the proxy: {cookie}"
     );
+    let id = id_of(&voter);
     assert_eq!(
         queued(&redis),
-        vec![(voter.clone(), "a".into()), (voter, "b".into())]
+        vec![(id.clone(), "a".into()), (id, "b".into())]
     );
     vote.stop().await.expect("clean stop");
 }
@@ -165,7 +176,105 @@ async fn form_vote_redirects_and_the_page_shows_the_choice() {
     );
     let html = page.text().await.expect("body");
     assert!(html.contains("Your vote: <strong>عمو</strong>"), "{html}");
-    assert_eq!(queued(&redis), vec![(voter, "b".into())]);
+    assert_eq!(queued(&redis), vec![(id_of(&voter), "b".into())]);
+    vote.stop().await.expect("clean stop");
+}
+
+/// Another site's form (or script) cannot vote for its visitors, nor hand
+/// them a new identity; this site's own page, and clients that are not
+/// browsers, still vote.
+#[tokio::test]
+async fn cross_site_posts_are_refused_and_same_site_ones_counted() {
+    let redis = RedisServer::start();
+    let vote = start_vote(&redis, &[]).await;
+    // The page's own origin: http://127.0.0.1:PORT
+    let own = vote.url("/").trim_end_matches('/').to_owned();
+    let forged: [&[(&str, &str)]; 5] = [
+        &[("origin", "https://evil.example")],
+        &[("origin", "null")],
+        &[("sec-fetch-site", "cross-site")],
+        &[("sec-fetch-site", "same-site")],
+        &[("sec-fetch-site", "cross-site"), ("origin", own.as_str())],
+    ];
+    for headers in forged {
+        for (path, content_type, body) in [
+            ("/", "application/x-www-form-urlencoded", "vote=a"),
+            ("/api/vote", "application/json", r#"{"vote":"a"}"#),
+        ] {
+            let mut request = client()
+                .post(vote.url(path))
+                .header(CONTENT_TYPE, content_type)
+                .body(body);
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            let response = request.send().await.expect("POST");
+            assert_eq!(
+                response.status(),
+                StatusCode::FORBIDDEN,
+                "{path} {headers:?}"
+            );
+            assert!(
+                cookie_value(&response, "voter_id").is_none(),
+                "no identity is handed out: {path} {headers:?}"
+            );
+            let text = response.text().await.expect("body");
+            assert!(text.contains("sent from another site"), "{text}");
+        }
+    }
+    assert!(queued(&redis).is_empty(), "no forged vote is queued");
+    for headers in [
+        vec![("origin", own.clone())],
+        vec![("sec-fetch-site", "same-origin".to_owned())],
+        vec![],
+    ] {
+        let mut request = client()
+            .post(vote.url("/"))
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body("vote=b");
+        for (name, value) in &headers {
+            request = request.header(*name, value.as_str());
+        }
+        let response = request.send().await.expect("POST /");
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{headers:?}");
+    }
+    assert_eq!(queued(&redis).len(), 3);
+    vote.stop().await.expect("clean stop");
+}
+
+/// The page Traefik shows a client over its limits: JSON to the API's
+/// clients, the vote page with the reason to browsers; both 429.
+#[tokio::test]
+async fn the_limit_page_speaks_the_clients_language() {
+    let redis = RedisServer::start();
+    let vote = start_vote(&redis, &[]).await;
+    let json = client()
+        .get(vote.url("/limited"))
+        .header(CONTENT_TYPE, "application/json")
+        .send()
+        .await
+        .expect("GET /limited");
+    assert_eq!(json.status(), StatusCode::TOO_MANY_REQUESTS);
+    let body: serde_json::Value = json.json().await.expect("JSON");
+    assert_eq!(body["recorded"], false);
+    assert!(body["error"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("too many requests"));
+    let page = client()
+        .post(vote.url("/limited"))
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body("vote=a")
+        .send()
+        .await
+        .expect("POST /limited");
+    assert_eq!(page.status(), StatusCode::TOO_MANY_REQUESTS);
+    let html = page.text().await.expect("body");
+    assert!(
+        html.contains("role=\"alert\">Your vote was NOT recorded: too many requests"),
+        "{html}"
+    );
+    assert!(queued(&redis).is_empty());
     vote.stop().await.expect("clean stop");
 }
 
@@ -189,7 +298,9 @@ async fn malformed_or_hostile_cookies_get_a_fresh_voter_id() {
             .await
             .expect("POST");
         assert_eq!(response.status(), StatusCode::OK, "{bad:.40}");
-        let fresh = voter_of(&cookie_value(&response, "voter_id").expect("fresh id"));
+        let fresh = id_of(&voter_of(
+            &cookie_value(&response, "voter_id").expect("fresh id"),
+        ));
         assert_eq!(fresh.len(), 32);
         assert!(!bad.contains(&fresh));
     }
@@ -528,5 +639,94 @@ async fn redis_outage_answers_503_and_recovers_by_itself() {
         2,
         "the acknowledged votes survived the restart"
     );
+    vote.stop().await.expect("clean stop");
+}
+
+async fn vote_as(vote: &Running, cookie: Option<&str>) -> reqwest::Response {
+    let mut request = client()
+        .post(vote.url("/api/vote"))
+        .json(&serde_json::json!({"vote": "a"}));
+    if let Some(value) = cookie {
+        request = request.header(COOKIE, format!("voter_id={value}"));
+    }
+    request.send().await.expect("POST /api/vote")
+}
+
+/// Ids are ours only: every replica with the key accepts an id another
+/// minted; an id signed with another key, or made up in our shape, is
+/// refused (403) and queues nothing.
+#[tokio::test]
+async fn only_ids_signed_with_our_key_are_accepted() {
+    let redis = RedisServer::start();
+    let key = [("VOTE_COOKIE_KEY", "0123456789abcdef-our-key")];
+    let one = start_vote(&redis, &key).await;
+    let two = start_vote(&redis, &key).await;
+    let other = start_vote(&redis, &[("VOTE_COOKIE_KEY", "0123456789abcdef-not-ours")]).await;
+    let minted = vote_as(&one, None).await;
+    let value = voter_of(&cookie_value(&minted, "voter_id").expect("an id"));
+    let again = vote_as(&two, Some(&value)).await;
+    assert_eq!(again.status(), StatusCode::OK, "another replica, same key");
+    assert_eq!(
+        voter_of(&cookie_value(&again, "voter_id").expect("refreshed")),
+        value
+    );
+    let made_up = format!("{}.{}", id_of(&value), "ab".repeat(16));
+    for (service, cookie) in [(&other, value.as_str()), (&one, made_up.as_str())] {
+        let refused = vote_as(service, Some(cookie)).await;
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{cookie}");
+        assert!(cookie_value(&refused, "voter_id").is_none());
+        let body: serde_json::Value = refused.json().await.expect("JSON");
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("not issued by this site"),
+            "{body}"
+        );
+    }
+    let id = id_of(&value);
+    assert_eq!(
+        queued(&redis),
+        vec![(id.clone(), "a".into()), (id, "a".into())]
+    );
+    for service in [one, two, other] {
+        service.stop().await.expect("clean stop");
+    }
+}
+
+/// A bare id from before signing: 503 until a worker has loaded the ids
+/// that voted then; afterwards such a voter keeps the id (and gets it
+/// signed), and a bare id that never voted becomes a new voter.
+#[tokio::test]
+async fn legacy_ids_are_kept_only_for_voters_from_before() {
+    let redis = RedisServer::start();
+    let vote = start_vote(&redis, &[]).await;
+    let before = "0123456789abcdef0123456789abcdef";
+    let stranger = "fedcba9876543210fedcba9876543210";
+    let early = vote_as(&vote, Some(before)).await;
+    assert_eq!(early.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        queued(&redis).is_empty(),
+        "nothing queued before the set is loaded"
+    );
+    let _: () = redis
+        .query(redis::cmd("SADD").arg(queue::LEGACY_VOTERS).arg(before))
+        .expect("SADD");
+    let _: () = redis
+        .query(redis::cmd("SET").arg(queue::LEGACY_VOTERS_LOADED).arg("1"))
+        .expect("SET");
+    let kept = vote_as(&vote, Some(before)).await;
+    assert_eq!(kept.status(), StatusCode::OK);
+    let signed = voter_of(&cookie_value(&kept, "voter_id").expect("signed now"));
+    assert!(signed.starts_with(&format!("{before}.")), "{signed}");
+    assert_eq!(vote_as(&vote, Some(&signed)).await.status(), StatusCode::OK);
+    let fresh = vote_as(&vote, Some(stranger)).await;
+    assert_eq!(fresh.status(), StatusCode::OK);
+    let new_id = id_of(&voter_of(
+        &cookie_value(&fresh, "voter_id").expect("a new id"),
+    ));
+    assert_ne!(new_id, stranger);
+    let voters: Vec<String> = queued(&redis).into_iter().map(|(v, _)| v).collect();
+    assert_eq!(voters, vec![before.to_owned(), before.to_owned(), new_id]);
     vote.stop().await.expect("clean stop");
 }

@@ -162,6 +162,34 @@ impl Store {
             }
         }
     }
+    /// Up to `limit` stored voter ids greater than `after`, in order: the
+    /// pages a worker copies into the set of voters from before signed ids
+    /// (keyset paging on the primary key, so each page is an index range).
+    pub async fn voter_ids_after(
+        &mut self,
+        after: &str,
+        limit: i64,
+    ) -> anyhow::Result<Vec<String>> {
+        let timeout = self.config.timeout;
+        let result = async {
+            let conn = self.conn().await?;
+            let rows = tokio::time::timeout(
+                timeout,
+                conn.client.query(
+                    "SELECT voter_id FROM votes WHERE voter_id > $1 ORDER BY voter_id LIMIT $2",
+                    &[&after, &limit],
+                ),
+            )
+            .await
+            .context("timed out reading voter ids")??;
+            anyhow::Ok(rows.iter().map(|row| row.get::<_, String>(0)).collect())
+        }
+        .await;
+        if result.is_err() {
+            self.conn = None;
+        }
+        result
+    }
 }
 
 fn is_transient(error: &anyhow::Error) -> bool {

@@ -101,6 +101,65 @@ impl Stream {
         self.read_group(count, None, ">").await
     }
 
+    /// Whether the set of voters from before signed ids is complete.
+    pub async fn legacy_voters_loaded(&mut self) -> anyhow::Result<bool> {
+        self.query(redis::cmd("EXISTS").arg(queue::LEGACY_VOTERS_LOADED))
+            .await
+    }
+
+    /// Adds ids to the set of voters from before signed ids.
+    pub async fn add_legacy_voters(&mut self, ids: &[String]) -> anyhow::Result<()> {
+        if !ids.is_empty() {
+            let _: i64 = self
+                .query(redis::cmd("SADD").arg(queue::LEGACY_VOTERS).arg(ids))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Marks that set complete, with the time (ms since the epoch); returns
+    /// how many ids it holds.
+    pub async fn mark_legacy_voters_loaded(&mut self, now_ms: u128) -> anyhow::Result<usize> {
+        let _: () = self
+            .query(
+                redis::cmd("SET")
+                    .arg(queue::LEGACY_VOTERS_LOADED)
+                    .arg(now_ms.to_string()),
+            )
+            .await?;
+        self.query(redis::cmd("SCARD").arg(queue::LEGACY_VOTERS))
+            .await
+    }
+
+    /// The voter ids of up to `count` queued entries after entry `after`
+    /// (`None`: from the start), and the last entry's id (`None` at the
+    /// end). Entries without a well-formed voter are skipped.
+    pub async fn queued_voters(
+        &mut self,
+        after: Option<&str>,
+        count: usize,
+    ) -> anyhow::Result<(Vec<String>, Option<String>)> {
+        let start = after.map_or_else(|| "-".to_owned(), |id| format!("({id}"));
+        type Entries = Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)>;
+        let entries: Entries = self
+            .query(
+                redis::cmd("XRANGE")
+                    .arg(queue::STREAM)
+                    .arg(start)
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(count),
+            )
+            .await?;
+        let last = entries.last().map(|(id, _)| id.clone());
+        let voters = entries
+            .iter()
+            .filter_map(|(id, fields)| queue::decode(id, fields).ok())
+            .map(|entry| entry.voter.as_str().to_owned())
+            .collect();
+        Ok((voters, last))
+    }
+
     /// Entries delivered to this consumer and not yet acknowledged, after
     /// `after`: what a failed step left behind.
     pub async fn read_own_pending(

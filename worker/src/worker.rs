@@ -18,6 +18,11 @@ use crate::stream::{RawEntry, Stream};
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
 /// How often the group is cleared of consumers that stopped long ago.
 const FORGET_INTERVAL: Duration = Duration::from_secs(600);
+/// How often the set of voters from before signed ids is checked (and
+/// loaded, when Redis lacks it: after the upgrade, or after losing its data).
+const LEGACY_INTERVAL: Duration = Duration::from_secs(60);
+/// Ids per page when loading that set.
+const LEGACY_PAGE: usize = 5000;
 
 /// What one step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +62,7 @@ pub struct Worker {
     next_claim: Instant,
     next_maintenance: Instant,
     next_forget: Instant,
+    next_legacy: Instant,
 }
 
 impl Worker {
@@ -80,6 +86,7 @@ impl Worker {
             next_claim: now,
             next_maintenance: now,
             next_forget: now + FORGET_INTERVAL,
+            next_legacy: now,
         }
     }
 
@@ -238,6 +245,23 @@ impl Worker {
         }
         let up = self.store.ping().await.is_ok();
         self.readiness.set("postgres", up);
+        if Instant::now() >= self.next_legacy {
+            self.next_legacy = Instant::now() + LEGACY_INTERVAL;
+            match self.load_legacy_voters().await {
+                Ok(None) => {}
+                Ok(Some(n)) => {
+                    tracing::info!(voters = n, "loaded the voter ids from before signed ids")
+                }
+                Err(e) => {
+                    // Until it is loaded, vote answers such voters 503: try again soon.
+                    self.next_legacy = Instant::now() + MAINTENANCE_INTERVAL;
+                    tracing::debug!(
+                        error = format!("{e:#}"),
+                        "loading the voter ids from before signed ids failed"
+                    );
+                }
+            }
+        }
         if Instant::now() >= self.next_forget {
             self.next_forget = Instant::now() + FORGET_INTERVAL;
             match self.stream.forget_idle_consumers().await {
@@ -246,6 +270,44 @@ impl Worker {
                 Err(e) => tracing::debug!(error = format!("{e:#}"), "cleaning consumers failed"),
             }
         }
+    }
+
+    /// Copies every voter id that may be held as an unsigned cookie (each
+    /// stored voter, and each voter still queued) into the Redis set vote
+    /// reads (see vote's `identity`), then marks the set complete. Does
+    /// nothing when it is complete; `Some(n)` when it loaded it (`n` ids). Two
+    /// workers loading at once add the same ids: harmless.
+    pub async fn load_legacy_voters(&mut self) -> anyhow::Result<Option<usize>> {
+        if self.stream.legacy_voters_loaded().await? {
+            return Ok(None);
+        }
+        let mut after = String::new();
+        loop {
+            let ids = self
+                .store
+                .voter_ids_after(&after, LEGACY_PAGE as i64)
+                .await?;
+            let Some(last) = ids.last() else { break };
+            after.clone_from(last);
+            self.stream.add_legacy_voters(&ids).await?;
+        }
+        let mut from: Option<String> = None;
+        loop {
+            let (ids, last) = self
+                .stream
+                .queued_voters(from.as_deref(), LEGACY_PAGE)
+                .await?;
+            self.stream.add_legacy_voters(&ids).await?;
+            match last {
+                Some(id) => from = Some(id),
+                None => break,
+            }
+        }
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let loaded = self.stream.mark_legacy_voters_loaded(now_ms).await?;
+        Ok(Some(loaded))
     }
 
     /// Steps until `shutdown`, backing off while a dependency is down. Never
