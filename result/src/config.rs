@@ -24,6 +24,10 @@ pub struct Config {
     pub poll_interval: Duration,
     /// `POSTGRESQL_*`: the database the worker writes the tally to.
     pub postgres: PgConfig,
+    /// `RESULT_MAX_STREAMS` (1..=100000, default 2000): live streams this
+    /// replica serves at once; one more is answered 503 at once, so many
+    /// idle connections cannot take the replica's memory or file handles.
+    pub max_streams: usize,
 }
 
 impl Config {
@@ -53,6 +57,8 @@ impl Config {
             labels,
             poll_interval,
             postgres: PgConfig::from_env(env),
+            max_streams: usize::try_from(env.int_in("RESULT_MAX_STREAMS", 2000, 1..=100_000))
+                .unwrap_or(2000),
         }
     }
 }

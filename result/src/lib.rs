@@ -56,6 +56,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         tally,
         metrics,
         shutdown: shutdown.clone(),
+        streams: Arc::new(tokio::sync::Semaphore::new(config.max_streams)),
     };
     let serving = common::http::serve(listener, routes::router(state, readiness), shutdown.clone());
     tokio::pin!(serving);

@@ -10,6 +10,8 @@ pub struct ResultMetrics {
     pub registry: Metrics,
     /// Open `/events` streams: how many people are watching this replica.
     pub sse_clients: IntGauge,
+    /// `/events` requests refused because `RESULT_MAX_STREAMS` were open.
+    pub sse_refused: IntCounter,
     /// Reads of the tally attempted. Compared with the poll interval it shows
     /// that database load does not grow with the number of viewers.
     pub tally_reads: IntCounter,
@@ -26,6 +28,10 @@ impl ResultMetrics {
         let registry = Metrics::new("result");
         Self {
             sse_clients: registry.gauge("sse_clients", "Connected Server-Sent Events clients."),
+            sse_refused: registry.counter(
+                "sse_refused_total",
+                "Event streams refused because the replica served its maximum.",
+            ),
             tally_reads: registry.counter("tally_reads_total", "Reads of the tally attempted."),
             tally_read_errors: registry.counter(
                 "tally_read_errors_total",

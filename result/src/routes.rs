@@ -29,6 +29,8 @@ pub struct AppState {
     pub metrics: ResultMetrics,
     /// Ends the SSE streams when the server stops.
     pub shutdown: Shutdown,
+    /// One permit per open live stream (`RESULT_MAX_STREAMS`).
+    pub streams: Arc<tokio::sync::Semaphore>,
 }
 
 /// A live tally must not be cached by browsers or proxies.
@@ -37,7 +39,8 @@ const NO_CACHE: &str = "no-cache";
 /// The page loads nothing from elsewhere; its own inline style and script,
 /// and the event stream from the same origin, are all it needs.
 const PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; \
-    script-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action 'none'";
+    script-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action 'none'; \
+    frame-ancestors 'none'";
 
 /// Unknown paths get axum's 404, known paths with another method its 405.
 pub fn router(state: AppState, readiness: Readiness) -> Router {

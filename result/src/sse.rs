@@ -12,9 +12,11 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::http::{header, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_stream::wrappers::WatchStream;
 
 use crate::metrics::ClientGuard;
@@ -32,9 +34,21 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 type EventStream = Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>>;
 
 /// `GET /events`: the current tally at once, then one `tally` event per
-/// change, until the client leaves or the server stops.
+/// change, until the client leaves or the server stops. Beyond
+/// `RESULT_MAX_STREAMS` open streams: 503, and the browser's EventSource
+/// tries again after `retry` (another replica, or later).
 #[tracing::instrument(skip_all)]
-pub async fn events(State(state): State<AppState>) -> impl IntoResponse {
+pub async fn events(State(state): State<AppState>) -> Response {
+    let Ok(permit) = state.streams.clone().try_acquire_owned() else {
+        state.metrics.sse_refused.inc();
+        tracing::debug!("SSE client refused: too many streams");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "5"), (header::CACHE_CONTROL, "no-store")],
+            "This result server has as many live viewers as it can serve. Reload in a few seconds.\n",
+        )
+            .into_response();
+    };
     tracing::debug!("SSE client connected");
     let updates = WatchStream::new(state.tally.clone())
         // Before the first read there is nothing to send; keep-alives flow
@@ -47,8 +61,11 @@ pub async fn events(State(state): State<AppState>) -> impl IntoResponse {
     let stream = Counted {
         inner: Box::pin(updates) as EventStream,
         _client: ClientGuard::new(&state.metrics.sse_clients),
+        _permit: permit,
     };
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+        .into_response()
 }
 
 /// One `tally` event carrying the same JSON as `/api/results`. Building it
@@ -64,6 +81,7 @@ fn tally_event(snapshot: &Snapshot) -> Event {
 pub struct Counted<S> {
     inner: S,
     _client: ClientGuard,
+    _permit: OwnedSemaphorePermit,
 }
 
 impl<S: Stream + Unpin> Stream for Counted<S> {

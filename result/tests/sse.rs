@@ -130,3 +130,34 @@ async fn the_gauge_follows_viewers_that_leave() {
     .await;
     app.stop().await.expect("clean stop");
 }
+
+/// Beyond `RESULT_MAX_STREAMS` a new stream is refused at once with 503 and
+/// a Retry-After; a viewer who leaves makes room for the next.
+#[tokio::test(flavor = "multi_thread")]
+async fn streams_beyond_the_cap_are_refused_until_one_leaves() {
+    let pg = migrated_postgres().await;
+    let mut settings = config(&pg, "Cats", "Dogs", 20);
+    settings.max_streams = 3;
+    let app = App::spawn(settings).await;
+    app.wait_for_counts(0, 0).await;
+    let mut clients = join_all((0..3).map(|_| SseClient::connect(&app))).await;
+    join_all(clients.iter_mut().map(SseClient::next_tally)).await;
+    let refused = app.get("/events").await;
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "5");
+    let text = refused.text().await.expect("body");
+    assert!(
+        text.contains("as many live viewers as it can serve"),
+        "{text}"
+    );
+    assert_eq!(app.metric("sse_refused_total").await, 1.0);
+    assert_eq!(app.metric("sse_clients").await, 3.0);
+    // The page and the API still answer while the streams are full.
+    assert_eq!(app.text("/api/results").await.0, 200);
+    drop(clients.pop());
+    testkit::eventually(Duration::from_secs(30), "room for a new viewer", || async {
+        (app.get("/events").await.status() == 200).then_some(())
+    })
+    .await;
+    app.stop().await.expect("clean stop");
+}

@@ -38,6 +38,7 @@ pub fn config(pg: &Postgres, a: &str, b: &str, poll_ms: u64) -> Config {
         },
         poll_interval: Duration::from_millis(poll_ms),
         postgres: pg.config(),
+        max_streams: 2000,
     }
 }
 
