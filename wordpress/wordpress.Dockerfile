@@ -43,11 +43,13 @@ COPY nginx.conf /etc/nginx/nginx.conf
 COPY php-fpm.conf /etc/php/8.2/fpm/swarmvote-fpm.conf
 COPY config-default.php /etc/wordpress/config-default.php
 COPY wordpress-setup.php /usr/local/lib/swarmvote/wordpress-setup.php
+COPY hardening.php /var/lib/wordpress/wp-content/mu-plugins/swarmvote-hardening.php
 COPY wordpress-entrypoint.sh /usr/local/bin/wordpress-entrypoint
 COPY wordpress-healthcheck.sh /usr/local/bin/wordpress-healthcheck
 RUN set -eux; \
     chmod 0644 /etc/nginx/nginx.conf /etc/php/8.2/fpm/swarmvote-fpm.conf \
-        /etc/wordpress/config-default.php /usr/local/lib/swarmvote/wordpress-setup.php; \
+        /etc/wordpress/config-default.php /usr/local/lib/swarmvote/wordpress-setup.php \
+        /var/lib/wordpress/wp-content/mu-plugins/swarmvote-hardening.php; \
     chmod 0755 /usr/local/bin/wordpress-entrypoint /usr/local/bin/wordpress-healthcheck
 
 USER www-data
@@ -56,6 +58,7 @@ USER www-data
 RUN set -eux; \
     php8.2 -l /etc/wordpress/config-default.php; \
     php8.2 -l /usr/local/lib/swarmvote/wordpress-setup.php; \
+    php8.2 -l /var/lib/wordpress/wp-content/mu-plugins/swarmvote-hardening.php; \
     PHP_FPM_MAX_CHILDREN=8 php-fpm8.2 -t -y /etc/php/8.2/fpm/swarmvote-fpm.conf; \
     nginx -t -e stderr
 # Media uploads, shared by all replicas (a named volume; on several nodes it
