@@ -26,6 +26,10 @@ bench_prepare() {
   echo "$BENCH: deploying (./deploy.sh)" >&2
   ./deploy.sh >/dev/null 2>&1 || { echo "$BENCH: ./deploy.sh failed; run it to see why" >&2; exit 1; }
   local env_file=${SWARMVOTE_ENV_FILE:-.env} port=""
+  # wrk sends from this host: without trust, the per-client limits at the
+  # edge would measure themselves (429s), not the system.
+  grep -qE '^TRUSTED_SOURCES=.*127\.0\.0\.1' "$env_file" 2>/dev/null \
+    || { echo "$BENCH: add TRUSTED_SOURCES=127.0.0.1 to $env_file: the load comes from this host, and the per-client limits at the edge would throttle it" >&2; exit 1; }
   [ ! -f "$env_file" ] || port=$(sed -nE 's/^HTTPS_PORT=([0-9]+)$/\1/p' "$env_file" | tail -n 1)
   printf 'https://127.0.0.1:%s\n' "${port:-443}"
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Measures the deployed system at its edge: POST / (a vote) through Traefik
-# versus GET /healthz of the same vote service through the same Traefik path,
+# versus GET / (the vote page) of the same service through the same Traefik path,
 # in the same run; and the size of every image. Appends a table to
 # bench/RESULTS.md. Deploys first (./deploy.sh is idempotent).
 set -euo pipefail
@@ -15,8 +15,8 @@ usage() {
 Usage: bench/edge.sh [--no-record] [--help]
 
 Deploys (./deploy.sh), then runs wrk through Traefik on 127.0.0.1: a vote
-(POST /, form vote=a, every request a new voter) against GET /healthz of the
-same vote service, three interleaved rounds; prints the median ratio, the
+(POST /, form vote=a, every request a new voter) against GET / (the page) of
+the same vote service, three interleaved rounds; prints the median ratio, the
 CPU each service used per request, and the image sizes, and appends them to
 bench/RESULTS.md unless --no-record.
 USAGE
@@ -48,7 +48,7 @@ ratios=()
 rows=""
 for round in $(seq 1 "$ROUNDS"); do
   cpu_seconds >"$work/cpu.before"
-  read -r health health_n < <(run /healthz)
+  read -r health health_n < <(run /)
   cpu_seconds >"$work/cpu.after"
   cpu_per_request "$work/cpu.before" "$work/cpu.after" "$health_n" >"$work/cpu.health"
   cpu_seconds >"$work/cpu.before"
@@ -70,7 +70,7 @@ table=$(cat <<TABLE
 
 \`bench/edge.sh\` on $(nproc) cores; wrk -t2 -c$CONNECTIONS -d$DURATION through Traefik (HTTPS) to 2 vote replicas.
 
-| round | POST / (vote) req/s | GET /healthz req/s | ratio |
+| round | POST / (vote) req/s | GET / (page) req/s | ratio |
 |---|---|---|---|
 $rows
 Median ratio: **${median}×** (goal ≥ 0.7×). Each round starts after the
@@ -81,7 +81,7 @@ counted, a vote's until it is stored; "other" is wrk, the kernel's
 networking and Docker, including this script's docker execs while it waits
 for the workers):
 
-| | GET /healthz | POST / (vote) |
+| | GET / (page) | POST / (vote) |
 |---|---|---|
 $(cpu_rows "$work/cpu.health" "$work/cpu.vote")
 

@@ -78,7 +78,7 @@ vote_on bench_vote_wait1 vote-wait1.localhost redis-master VOTE_MIN_REPLICAS=1
 docker service scale --detach=false app_worker=0 >/dev/null 2>&1
 for host in vote-single.localhost vote-always.localhost vote-wait1.localhost; do
   for _ in $(seq 1 30); do
-    [ "$(curl -sk -o /dev/null -w '%{http_code}' -H "Host: $host" "$url/healthz")" = 200 ] && break
+    [ "$(curl -sk -o /dev/null -w '%{http_code}' -H "Host: $host" "$url/")" = 200 ] && break
     sleep 1
   done
 done

@@ -147,6 +147,19 @@ validate_env() {
   if [ -n "${HAPROXY_AUTH_PASS:-}" ] && [[ ! "$HAPROXY_AUTH_PASS" =~ ^(\$apr1\$|\$2[aby]\$|\{SHA\}) ]]; then
     out+=("HAPROXY_AUTH_PASS must be a password hash (htpasswd -nB USER), not a plain password")
   fi
+  local source octets='(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])' sources=()
+  IFS=, read -ra sources <<<"${TRUSTED_SOURCES:-}"
+  for source in "${sources[@]}"; do
+    source=${source// /}
+    [ -n "$source" ] || continue
+    [[ "$source" =~ ^($octets\.){3}$octets(/([0-9]|[12][0-9]|3[0-2]))?$ \
+      || "$source" =~ ^[0-9a-fA-F]{0,4}(:[0-9a-fA-F]{0,4}){2,7}(/([0-9]{1,2}|1[01][0-9]|12[0-8]))?$ ]] \
+      || out+=("TRUSTED_SOURCES: '$source' is not an IP address or CIDR range (e.g. 127.0.0.1,10.0.0.0/8)")
+  done
+  for v in $(compgen -v | grep -E '_PASSWORD$' || true); do
+    [[ ! "${!v:-}" =~ [[:space:]\"\'\`\\] ]] \
+      || out+=("$v contains a space, a quote or a backslash: the databases' tools would take it apart; use letters, digits and other punctuation")
+  done
   if [ -n "${ACME_EMAIL:-}" ]; then
     [[ "$ACME_EMAIL" =~ ^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:]]+$ ]] || out+=("ACME_EMAIL: '$ACME_EMAIL' is not an e-mail address")
     [[ "$DOMAIN" == *.* && "$DOMAIN" != *.localhost ]] || out+=("ACME_EMAIL is set but DOMAIN '$DOMAIN' is not a public domain: Let's Encrypt cannot certify it (remove ACME_EMAIL to use the local CA)")
@@ -243,6 +256,28 @@ deploy_stack() {
 app_compose_files() {
   printf '%s\n' "$SWARMVOTE_ROOT/docker-compose.yml"
   [ -z "${ACME_EMAIL:-}" ] || printf '%s\n' "$SWARMVOTE_ROOT/traefik/acme.yml"
+  [ -z "${TRUSTED_SOURCES:-}" ] || printf '%s\n' "$SWARMVOTE_ROOT/traefik/trusted.yml"
+}
+
+# Traefik's rule for TRUSTED_SOURCES (a, b/24 → (ClientIP(`a`) || ClientIP(`b/24`))),
+# exported as TRUSTED_RULE for traefik/trusted.yml. Clients on this host
+# (127.0.0.1) reach Traefik's host-mode ports through Docker's userland
+# proxy, so Traefik sees them as the docker_gwbridge network's gateway: a
+# loopback source trusts that address too.
+export_trusted_rule() {
+  local source rule="" sources=() gateway
+  IFS=, read -ra sources <<<"${TRUSTED_SOURCES// /}"
+  for source in "${sources[@]}"; do
+    [ -n "$source" ] || continue
+    rule+="${rule:+ || }ClientIP(\`$source\`)"
+    case "$source" in
+      127.* | ::1 | ::1/*)
+        gateway=$(docker network inspect docker_gwbridge --format '{{(index .IPAM.Config 0).Gateway}}' 2>/dev/null || true)
+        [ -z "$gateway" ] || rule+=" || ClientIP(\`$gateway\`)"
+        ;;
+    esac
+  done
+  export TRUSTED_RULE="($rule)"
 }
 
 # Waits until every service of stack $1 runs its replicas and each running
@@ -314,12 +349,25 @@ ensure_tls() {
   done
   command -v openssl >/dev/null 2>&1 || die "openssl is needed to make the local certificate (apt-get install openssl)"
   (umask 077 && mkdir -p "$dir")
-  if [ ! -s "$dir/ca.crt" ] || [ ! -s "$dir/ca.key" ]; then
-    step "creating a local certificate authority (.secrets/tls/ca.crt)"
+  # The CA can certify DOMAIN and its subdomains only (name constraints),
+  # so trusting it in a browser trusts nothing else. One made before the
+  # constraints, or for another DOMAIN, is replaced (browsers must trust
+  # the new ca.crt).
+  if [ ! -s "$dir/ca.crt" ] || [ "$(cat "$dir/ca.domain" 2>/dev/null)" != "$DOMAIN" ]; then
+    [ ! -s "$dir/ca.crt" ] || warn "the local CA was not limited to $DOMAIN: making a new one; trust the new .secrets/tls/ca.crt in your browser"
+    step "creating a local certificate authority for $DOMAIN only (.secrets/tls/ca.crt)"
     openssl req -x509 -new -newkey rsa:3072 -nodes -sha256 -days 3650 \
-      -subj "/CN=swarmvote local CA" -keyout "$dir/ca.key" -out "$dir/ca.crt" 2>/dev/null
+      -subj "/CN=swarmvote local CA for $DOMAIN" -keyout "$dir/ca.key" -out "$dir/ca.crt" \
+      -addext "basicConstraints=critical,CA:TRUE,pathlen:0" \
+      -addext "keyUsage=critical,keyCertSign,cRLSign" \
+      -addext "nameConstraints=critical,permitted;DNS:$DOMAIN,permitted;DNS:.$DOMAIN" 2>/dev/null \
+      || die "making the local CA failed (openssl req)"
+    printf '%s' "$DOMAIN" >"$dir/ca.domain"
+    rm -f "$dir/names"
   fi
   if [ "$(cat "$dir/names" 2>/dev/null)" != "$names" ] || [ ! -s "$dir/cert.pem" ]; then
+    # The CA's key is needed only here; an operator may keep it offline.
+    [ -s "$dir/ca.key" ] || die "the certificate must be made anew (new names), but the CA's key .secrets/tls/ca.key is not here: put it back, or remove .secrets/tls to make a new CA"
     step "creating a certificate for $DOMAIN and its subdomains"
     openssl req -new -newkey rsa:2048 -nodes -sha256 -subj "/CN=$DOMAIN" \
       -keyout "$dir/key.pem" -out "$dir/cert.csr" 2>/dev/null
@@ -492,15 +540,18 @@ deploy_app() {
   log "app stack"
   ensure_secret REDIS_PASSWORD
   ensure_secret POSTGRESQL_PASSWORD
+  ensure_secret VOTE_COOKIE_KEY
   ensure_tls
   TRAEFIK_DYNAMIC_HASH=$(sha256sum "$SWARMVOTE_ROOT/traefik/dynamic.yml" | cut -c1-12)
   export TRAEFIK_DYNAMIC_HASH
+  export_trusted_rule
   build_rust
   local svc
   for svc in vote worker result; do
     build_image "$svc" "$SWARMVOTE_ROOT/$svc/Dockerfile" "$SWARMVOTE_ROOT/$svc" --build-arg "BUILD_IMAGE=$BUILD_IMAGE"
   done
   build_image traefik "$SWARMVOTE_ROOT/traefik/Dockerfile" "$SWARMVOTE_ROOT/traefik"
+  build_image socket-proxy "$SWARMVOTE_ROOT/socket-proxy/Dockerfile" "$SWARMVOTE_ROOT/socket-proxy"
   local files
   mapfile -t files < <(app_compose_files)
   deploy_stack app "${files[@]}"
@@ -509,14 +560,14 @@ deploy_app() {
   wait_route "$RESULT_SUB.$DOMAIN"
 }
 
-# Waits until Traefik routes https://$1/healthz here (it discovers services
-# a few seconds after they are healthy). Skipped without curl.
+# Waits until Traefik routes https://$1/ here (it discovers services a few
+# seconds after they are healthy). Skipped without curl.
 wait_route() {
   local host=${1:?missing host} deadline
   command -v curl >/dev/null 2>&1 || { warn "curl is missing: not checking that $host is routed"; return 0; }
   deadline=$((SECONDS + 60))
   until curl -sf -o /dev/null --max-time 3 --cacert "$SECRETS_DIR/tls/ca.crt" \
-      --resolve "$host:$HTTPS_PORT:127.0.0.1" "https://$host:$HTTPS_PORT/healthz"; do
+      --resolve "$host:$HTTPS_PORT:127.0.0.1" "https://$host:$HTTPS_PORT/"; do
     [ "$SECONDS" -lt "$deadline" ] || die "https://$host/ is not answering through Traefik after 60s (./deploy.sh logs traefik)"
     sleep 1
   done

@@ -12,7 +12,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source tests/lib.sh
 ENV_FILE=$(mktemp)
 export SWARMVOTE_ENV_FILE=$ENV_FILE
-printf 'HTTP_PORT=%s\nHTTPS_PORT=%s\nOPTION_A=Gandom\nOPTION_B=Amoo\n' "$HTTP" "$HTTPS" >"$ENV_FILE"
+# The tests' own load comes from this host and is exempt from the per-client
+# limits; tests/edge.sh proves the limits from clients in containers.
+printf 'HTTP_PORT=%s\nHTTPS_PORT=%s\nOPTION_A=Gandom\nOPTION_B=Amoo\nTRUSTED_SOURCES=127.0.0.1\n' "$HTTP" "$HTTPS" >"$ENV_FILE"
 trap 'rm -f "$ENV_FILE"' EXIT
 
 # Runs ./deploy.sh with arguments; fails the check unless it exits non-zero
@@ -93,7 +95,7 @@ app_stack_config() {
     export ACME_EMAIL=$1 DOMAIN=example.org
     set_defaults
     export TRAEFIK_IMAGE=t VOTE_IMAGE=v WORKER_IMAGE=w RESULT_IMAGE=r TRAEFIK_DYNAMIC_HASH=h REDIS_PASSWORD_SECRET=s \
-      POSTGRESQL_PASSWORD_SECRET=s TLS_CERT_SECRET=s TLS_KEY_SECRET=s
+      POSTGRESQL_PASSWORD_SECRET=s TLS_CERT_SECRET=s TLS_KEY_SECRET=s VOTE_COOKIE_KEY_SECRET=s SOCKET_PROXY_IMAGE=p
     mapfile -t files < <(app_compose_files)
     args=()
     for f in "${files[@]}"; do args+=(-c "$f"); done
@@ -195,6 +197,9 @@ check "the PostgreSQL stats page asks for credentials (401)" test "$(status_of /
 check "...and with them shows the PostgreSQL primary UP" stats_show_up /postgres '^postgres_primary,pg-[123],.*,UP,'
 check "the WordPress stats page asks for credentials (401)" test "$(status_of /wordpress)" = 401
 check "...and with them shows the Galera writer UP" stats_show_up /wordpress '^mariadb,mariadb-[123],.*,UP,'
+
+echo "deploy: the edge as an attacker meets it (tests/edge.sh)"
+check "the edge routes, limits and refuses what it must, and stays up" tests/edge.sh
 
 echo "deploy: segmentation"
 in_container() { # service, shell command: runs it in one of the service's containers
