@@ -343,7 +343,9 @@ unhealthy_services() {
 # when the names change. Exports TLS_CERT_SECRET and TLS_KEY_SECRET.
 ensure_tls() {
   local dir="$SECRETS_DIR/tls" names sub
-  names="DNS:$DOMAIN,DNS:*.$DOMAIN"
+  # Each name, no wildcard: rustls (the load generator's TLS) refuses a
+  # wildcard name under a CA's name constraints (MalformedDnsIdentifier).
+  names="DNS:$DOMAIN"
   for sub in "$VOTE_SUB" "$RESULT_SUB" "$HAPROXY_SUB" "$WP_SUB"; do
     names="$names,DNS:$sub.$DOMAIN"
   done
@@ -360,7 +362,7 @@ ensure_tls() {
       -subj "/CN=swarmvote local CA for $DOMAIN" -keyout "$dir/ca.key" -out "$dir/ca.crt" \
       -addext "basicConstraints=critical,CA:TRUE,pathlen:0" \
       -addext "keyUsage=critical,keyCertSign,cRLSign" \
-      -addext "nameConstraints=critical,permitted;DNS:$DOMAIN,permitted;DNS:.$DOMAIN" 2>/dev/null \
+      -addext "nameConstraints=critical,permitted;DNS:$DOMAIN" 2>/dev/null \
       || die "making the local CA failed (openssl req)"
     printf '%s' "$DOMAIN" >"$dir/ca.domain"
     rm -f "$dir/names"

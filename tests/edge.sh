@@ -167,6 +167,70 @@ trusted=$(for _ in $(seq 1 80); do https vote /api/vote -o /dev/null -w '%{http_
 check "this host, a trusted source (TRUSTED_SOURCES=127.0.0.1), is not limited" \
   test "$(grep -c '^200$' <<<"$trusted" || true)" -eq 80
 
+echo "edge: a corpus of hostile requests gets clean answers, and nothing odd is stored"
+# total: the tally's total through Traefik.
+total() { https result /api/results | sed -nE 's/.*"total":([0-9]+).*/\1/p'; }
+# settled: the total, once it has not moved for 2 s (earlier votes drained).
+settled() {
+  local last now
+  last=$(total)
+  for _ in $(seq 1 30); do
+    sleep 2
+    now=$(total)
+    [ "$now" = "$last" ] && { printf '%s\n' "$now"; return 0; }
+    last=$now
+  done
+  return 1
+}
+dead_letters() { docker exec "$(container_of redis_sentinel-1)" bash -c 'REDISCLI_AUTH=$(cat /run/secrets/redis_password) redis-cli --no-auth-warning -h redis-master XLEN votes:dead' | tr -d '\r'; }
+before_total=$(settled || echo unknown)
+before_dead=$(dead_letters || echo unknown)
+containers_before=$(docker ps --filter label=com.docker.stack.namespace --format '{{.ID}}' | sort)
+json=(-H 'Content-Type: application/json')
+form=(-H 'Content-Type: application/x-www-form-urlencoded')
+big_cookie="voter_id=$(head -c 48000 /dev/zero | tr '\0' f)"
+huge_header="X-Huge: $(head -c 1100000 /dev/zero | tr '\0' x)"
+long_path="/$(head -c 70000 /dev/zero | tr '\0' a)"
+printf 'Cookie: %s\n' "$big_cookie" >"$ARTIFACTS/edge-big-cookie"
+printf '%s\n' "$huge_header" >"$ARTIFACTS/edge-huge-header"
+printf 'Cookie: voter_id=\xff\xfe\xc0\xaf\n' >"$ARTIFACTS/edge-bad-utf8"
+head -c 5000000 /dev/zero | tr '\0' ' ' >"$ARTIFACTS/edge-big-body"
+acked=0
+# hostile ALLOWED NAME PATH CURL-ARGS...: the vote site answers one of the
+# statuses in ALLOWED; a 200 is an acknowledged vote of a new voter.
+hostile() {
+  local allowed=$1 name=$2 got
+  shift 2
+  got=$(https vote "$@" -o /dev/null -w '%{http_code}' 2>/dev/null || true)
+  check "$name ($got)" grep -qw -- "${got:-none}" <<<"$allowed"
+  [ "$got" != 200 ] || acked=$((acked + 1))
+}
+hostile 200 "a 48 KB voter cookie is a new voter" /api/vote "${json[@]}" -H "@$ARTIFACTS/edge-big-cookie" -d '{"vote":"a"}'
+hostile 431 "a 1.1 MB header is refused" / -H "@$ARTIFACTS/edge-huge-header"
+hostile "404 414 431" "a 70 KB path is refused" "$long_path"
+hostile 200 "a voter cookie of bytes that are not UTF-8 is a new voter" /api/vote "${json[@]}" -H "@$ARTIFACTS/edge-bad-utf8" -d '{"vote":"b"}'
+hostile 200 "a voter cookie of SQL is a new voter" /api/vote "${json[@]}" -b "voter_id=' OR 1=1 --" -d '{"vote":"a"}'
+hostile 200 "a voter cookie of script is a new voter" /api/vote "${json[@]}" -b 'voter_id=<script>alert(1)</script>' -d '{"vote":"a"}'
+hostile 400 "SQL as the form's vote is refused" / "${form[@]}" --data-urlencode "vote=a'; DROP TABLE votes; --"
+hostile 400 "script as the JSON vote is refused" /api/vote "${json[@]}" -d '{"vote":"<script>alert(1)</script>"}'
+hostile 400 "a NUL after the vote is refused" /api/vote "${json[@]}" -d '{"vote":"a\u0000"}'
+hostile 400 "a form vote that is not UTF-8 is refused" / "${form[@]}" -d 'vote=%FF'
+hostile 400 "two votes in one form are refused" / "${form[@]}" -d 'vote=a&vote=b'
+hostile 400 "a JSON ballot that names a voter is refused" /api/vote "${json[@]}" -d '{"vote":"a","voter_id":"0123456789abcdef0123456789abcdef"}'
+hostile 413 "a 5 MB body is refused" /api/vote "${json[@]}" --data-binary "@$ARTIFACTS/edge-big-body"
+hostile 415 "a ballot of another type is refused" /api/vote -H 'Content-Type: text/plain' -d 'vote=a'
+hostile 404 "a path that climbs out is not routed" /api/../../etc/passwd --path-as-is
+hostile "404 405" "TRACE is not served" / -X TRACE
+rm -f "$ARTIFACTS"/edge-big-cookie "$ARTIFACTS"/edge-huge-header "$ARTIFACTS"/edge-bad-utf8 "$ARTIFACTS"/edge-big-body
+after_total=$(settled || echo unknown)
+# counted BEFORE AFTER: AFTER is BEFORE plus the acknowledged votes.
+counted() { [[ "$1" =~ ^[0-9]+$ ]] && [ "$2" = "$(($1 + acked))" ]; }
+check "exactly the $acked acknowledged votes were counted ($before_total → $after_total)" \
+  counted "$before_total" "$after_total"
+check "nothing reached the dead-letter stream ($before_dead → $(dead_letters || true))" test "$(dead_letters || true)" = "$before_dead"
+check "no service's container restarted or was replaced" \
+  test "$(docker ps --filter label=com.docker.stack.namespace --format '{{.ID}}' | sort)" = "$containers_before"
+
 echo "edge: a flood from one address takes nothing down"
 containers_before=$(docker ps --filter label=com.docker.stack.namespace --format '{{.ID}}' | sort)
 # From client 6: 40 live streams (8 may be open at once, the rest get 429),

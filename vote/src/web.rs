@@ -46,7 +46,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 /// Why a vote request was refused. Internal causes are logged, never shown.
 #[derive(Debug, thiserror::Error)]
-enum VoteError {
+pub enum VoteError {
     #[error("{0}")]
     BadRequest(&'static str),
     #[error("the vote must be \"a\" or \"b\"")]
@@ -205,7 +205,7 @@ fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, VoteError> {
 
 /// Parses `vote=a` from a form body: exactly one `vote` field; other fields
 /// (a browser may add some) are ignored.
-fn parse_form(body: &[u8]) -> Result<Choice, VoteError> {
+pub fn parse_form(body: &[u8]) -> Result<Choice, VoteError> {
     let mut votes = form_urlencoded::parse(body).filter(|(k, _)| k == "vote");
     let value = votes
         .next()
@@ -224,7 +224,7 @@ struct Ballot {
     vote: String,
 }
 
-fn parse_json(body: &[u8]) -> Result<Choice, VoteError> {
+pub fn parse_json(body: &[u8]) -> Result<Choice, VoteError> {
     let ballot: Ballot = serde_json::from_slice(body)
         .map_err(|_| VoteError::BadRequest("the body must be JSON like {\"vote\":\"a\"}"))?;
     Choice::parse(&ballot.vote).ok_or(VoteError::UnknownOption)
