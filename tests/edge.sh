@@ -189,10 +189,8 @@ containers_before=$(docker ps --filter label=com.docker.stack.namespace --format
 json=(-H 'Content-Type: application/json')
 form=(-H 'Content-Type: application/x-www-form-urlencoded')
 big_cookie="voter_id=$(head -c 48000 /dev/zero | tr '\0' f)"
-huge_header="X-Huge: $(head -c 1100000 /dev/zero | tr '\0' x)"
 long_path="/$(head -c 70000 /dev/zero | tr '\0' a)"
 printf 'Cookie: %s\n' "$big_cookie" >"$ARTIFACTS/edge-big-cookie"
-printf '%s\n' "$huge_header" >"$ARTIFACTS/edge-huge-header"
 printf 'Cookie: voter_id=\xff\xfe\xc0\xaf\n' >"$ARTIFACTS/edge-bad-utf8"
 head -c 5000000 /dev/zero | tr '\0' ' ' >"$ARTIFACTS/edge-big-body"
 acked=0
@@ -206,8 +204,18 @@ hostile() {
   [ "$got" != 200 ] || acked=$((acked + 1))
 }
 hostile 200 "a 48 KB voter cookie is a new voter" /api/vote "${json[@]}" -H "@$ARTIFACTS/edge-big-cookie" -d '{"vote":"a"}'
-hostile 431 "a 1.1 MB header is refused" / -H "@$ARTIFACTS/edge-huge-header"
-hostile "404 414 431" "a 70 KB path is refused" "$long_path"
+# 1.2 MB of headers: more than curl sends (it stops at 1 MB), so raw HTTP/1.1.
+huge_headers() {
+  { printf 'GET / HTTP/1.1\r\nHost: vote.localhost\r\n'
+    for i in $(seq 1 20); do printf 'X-Huge-%s: %s\r\n' "$i" "$(head -c 60000 /dev/zero | tr '\0' x)"; done
+    printf '\r\n'; } | timeout 10 openssl s_client -quiet -connect "127.0.0.1:$HTTPS" -servername vote.localhost -alpn http/1.1 2>/dev/null \
+    | head -n 1 | tr -d '\r'
+}
+refusal=$(huge_headers || true)
+check "1.2 MB of headers are refused ($refusal)" grep -q '^HTTP/1.1 431 ' <<<"$refusal"
+# (Over HTTP/2 a 70 KB path makes Traefik drop the connection, a protocol
+# error rather than an answer; over HTTP/1.1 it is an unknown route.)
+hostile 404 "a 70 KB path is not routed" "$long_path" --http1.1
 hostile 200 "a voter cookie of bytes that are not UTF-8 is a new voter" /api/vote "${json[@]}" -H "@$ARTIFACTS/edge-bad-utf8" -d '{"vote":"b"}'
 hostile 200 "a voter cookie of SQL is a new voter" /api/vote "${json[@]}" -b "voter_id=' OR 1=1 --" -d '{"vote":"a"}'
 hostile 200 "a voter cookie of script is a new voter" /api/vote "${json[@]}" -b 'voter_id=<script>alert(1)</script>' -d '{"vote":"a"}'
@@ -221,7 +229,7 @@ hostile 413 "a 5 MB body is refused" /api/vote "${json[@]}" --data-binary "@$ART
 hostile 415 "a ballot of another type is refused" /api/vote -H 'Content-Type: text/plain' -d 'vote=a'
 hostile 404 "a path that climbs out is not routed" /api/../../etc/passwd --path-as-is
 hostile "404 405" "TRACE is not served" / -X TRACE
-rm -f "$ARTIFACTS"/edge-big-cookie "$ARTIFACTS"/edge-huge-header "$ARTIFACTS"/edge-bad-utf8 "$ARTIFACTS"/edge-big-body
+rm -f "$ARTIFACTS"/edge-big-cookie "$ARTIFACTS"/edge-bad-utf8 "$ARTIFACTS"/edge-big-body
 after_total=$(settled || echo unknown)
 # counted BEFORE AFTER: AFTER is BEFORE plus the acknowledged votes.
 counted() { [[ "$1" =~ ^[0-9]+$ ]] && [ "$2" = "$(($1 + acked))" ]; }
