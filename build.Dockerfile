@@ -3,7 +3,10 @@
 # pgpool and mariadb images): compiles the workspace
 # once, with Debian's Rust. deploy.sh builds it as swarmvote/build and each
 # image's Dockerfile copies its binary out of it.
-FROM debian:bookworm-slim
+# swarmvote/build-base: debian:bookworm-slim with this host's extra CAs, to
+# reach crates.io behind a TLS-inspecting proxy (images/debian-base.sh). The
+# images that run start from debian:bookworm-slim and do not trust them.
+FROM swarmvote/build-base:latest
 
 # rustc-web/cargo-web come from bookworm-security, which carries a current Rust.
 RUN apt-get update -qq \

@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Makes the image every swarmvote image starts from, debian:bookworm-slim,
 # when the engine has none and no registry can be reached: debootstrap from
-# this host's Debian mirror, with bookworm-updates and bookworm-security, and
-# this host's CA certificates so builds behind a TLS-inspecting proxy can
-# reach crates.io and PyPI.
+# this host's Debian mirror, with bookworm-updates and bookworm-security.
+#
+# Then the image the build stages start from, swarmvote/build-base: the same
+# with this host's extra CA certificates (/usr/local/share/ca-certificates),
+# so that builds behind a TLS-inspecting proxy reach crates.io and PyPI.
+# Those CAs are needed to build, not to run: the images that run start from
+# debian:bookworm-slim, which does not trust them.
 set -euo pipefail
 
 readonly IMAGE="debian:bookworm-slim"
+readonly BUILD_BASE="swarmvote/build-base:latest"
+readonly HOST_CAS="/usr/local/share/ca-certificates"
 readonly SUITE="bookworm"
 readonly DEFAULT_MIRROR="http://deb.debian.org/debian"
 
@@ -19,6 +25,7 @@ Usage: images/debian-base.sh [--force]
 
 Ensures the Docker image debian:bookworm-slim exists: keeps one that is there,
 else pulls it, else builds it with debootstrap from this host's Debian mirror.
+Then builds swarmvote/build-base from it, with this host's extra CAs.
   --force   build it with debootstrap even if it exists (to refresh it)
 USAGE
 }
@@ -57,16 +64,11 @@ deb $mirror $SUITE main
 deb $mirror $SUITE-updates main
 deb $security $SUITE-security main
 SOURCES
-  # The host's extra CAs (e.g. a TLS-inspecting proxy's), trusted in every image.
-  if compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
-    cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
-  fi
   chroot "$root" /bin/sh -c '
     set -e
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get upgrade -y -qq
-    update-ca-certificates >/dev/null
     apt-get clean
     rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /usr/share/doc/* /usr/share/man/* /usr/share/info/* /var/log/*.log
   ' >"$root.chroot.log" 2>&1 || { tail -n 20 "$root.chroot.log" >&2; die "updating the new image failed"; }
@@ -78,6 +80,31 @@ SOURCES
   log "built $IMAGE"
 }
 
+# True when image $IMAGE trusts extra CAs of its own: an older version of
+# this script put the host's there.
+has_extra_cas() {
+  [ -n "$(docker run --rm --entrypoint /bin/sh "$IMAGE" -c "ls -A $HOST_CAS 2>/dev/null" 2>/dev/null)" ]
+}
+
+# Builds $BUILD_BASE: $IMAGE, plus the host's extra CAs when it has any.
+build_base() {
+  local ctx
+  ctx=$(mktemp -d)
+  mkdir "$ctx/ca"
+  if compgen -G "$HOST_CAS/*.crt" >/dev/null; then cp "$HOST_CAS"/*.crt "$ctx/ca/"; fi
+  cat >"$ctx/Dockerfile" <<DOCKERFILE
+FROM $IMAGE
+COPY ca/ $HOST_CAS/
+RUN apt-get update -qq \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ca-certificates >/dev/null \\
+ && update-ca-certificates >/dev/null \\
+ && rm -rf /var/lib/apt/lists/*
+DOCKERFILE
+  DOCKER_BUILDKIT=0 docker build -q -t "$BUILD_BASE" "$ctx" >/dev/null 2>"$ctx.log" \
+    || { rm -rf "$ctx"; tail -n 20 "$ctx.log" >&2; die "building $BUILD_BASE failed (log: $ctx.log)"; }
+  rm -rf "$ctx" "$ctx.log"
+}
+
 main() {
   local force=""
   case "${1:-}" in
@@ -86,18 +113,22 @@ main() {
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument: $1" ;;
   esac
-  if [ -z "$force" ] && docker image inspect "$IMAGE" >/dev/null 2>&1; then
-    return 0
+  if [ -z "$force" ] && docker image inspect "$IMAGE" >/dev/null 2>&1 && has_extra_cas; then
+    log "$IMAGE trusts this host's extra CAs (made by an older version): making it again without them"
+    force=1
   fi
-  if [ -z "$force" ] && timeout 60 docker pull -q "$IMAGE" >/dev/null 2>&1; then
-    log "pulled $IMAGE"
-    return 0
+  if [ -n "$force" ] || ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
+    if [ -z "$force" ] && timeout 60 docker pull -q "$IMAGE" >/dev/null 2>&1; then
+      log "pulled $IMAGE"
+    else
+      [ "$(id -u)" -eq 0 ] || die "$IMAGE is missing and cannot be pulled; building it needs root (debootstrap)"
+      [ -n "$force" ] || log "$IMAGE is not here and cannot be pulled (no registry reachable): building it from this host's Debian mirror"
+      ROOTFS=$(mktemp -d /tmp/swarmvote-rootfs.XXXXXX)
+      trap 'rm -rf "$ROOTFS" "$ROOTFS.log" "$ROOTFS.chroot.log"' EXIT
+      build "$ROOTFS"
+    fi
   fi
-  [ "$(id -u)" -eq 0 ] || die "$IMAGE is missing and cannot be pulled; building it needs root (debootstrap)"
-  log "$IMAGE is not here and cannot be pulled (no registry reachable): building it from this host's Debian mirror"
-  ROOTFS=$(mktemp -d /tmp/swarmvote-rootfs.XXXXXX)
-  trap 'rm -rf "$ROOTFS" "$ROOTFS.log" "$ROOTFS.chroot.log"' EXIT
-  build "$ROOTFS"
+  build_base
 }
 
 main "$@"

@@ -5,7 +5,10 @@
 # shellcheck disable=SC2034 # variables here are used by the scripts that source this file
 SWARMVOTE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SECRETS_DIR="$SWARMVOTE_ROOT/.secrets"
-NETWORKS=(redis pg_net web_net stats_net mariadb_galera-network)
+# The networks the stacks share, all internal: no container on them has a
+# way out (Traefik's own "edge" network, in the app stack, is the one that
+# has). The plan, who is on which and why, is in SECURITY.md.
+NETWORKS=(web_net stats_net redis pg_net pg_repl wp_db mariadb_galera-network)
 DEPLOY_TIMEOUT=${DEPLOY_TIMEOUT:-600}
 
 log() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
@@ -203,13 +206,26 @@ ensure_secret() {
   export "${name}_SECRET=$secret"
 }
 
-# Creates the overlay networks the stacks share.
+# Creates the internal overlay networks the stacks share, and exports the
+# subnets of those a proxy listens on for its clients (listen-address):
+# REDIS_SUBNET, PG_REPL_SUBNET, WP_DB_SUBNET. A network made by an older
+# version with a way out is made again while nothing uses it; otherwise the
+# operator is told how.
 ensure_networks() {
-  local net
+  local net internal var
   for net in "${NETWORKS[@]}"; do
-    docker network inspect "$net" >/dev/null 2>&1 && continue
-    docker network create --driver overlay --attachable "$net" >/dev/null
-    step "created network $net"
+    if internal=$(docker network inspect --format '{{.Internal}}' "$net" 2>/dev/null); then
+      [ "$internal" = true ] && continue
+      docker network rm "$net" >/dev/null 2>&1 ||
+        die "network $net was made by an older version with a way out, and services still use it: run ./deploy.sh down (volumes are kept), then ./deploy.sh"
+      step "removed network $net, which had a way out"
+    fi
+    docker network create --driver overlay --internal --attachable "$net" >/dev/null
+    step "created network $net (internal)"
+  done
+  for net in redis pg_repl wp_db; do
+    var="$(printf '%s' "$net" | tr '[:lower:]' '[:upper:]')_SUBNET"
+    export "$var=$(docker network inspect --format '{{(index .IPAM.Config 0).Subnet}}' "$net")"
   done
 }
 
@@ -417,14 +433,14 @@ ensure_stats_auth() {
 deploy_postgres() {
   log "postgres stack"
   local name
-  for name in POSTGRESQL_PASSWORD POSTGRESQL_POSTGRES_PASSWORD REPMGR_PASSWORD PGPOOL_ADMIN_PASSWORD; do
+  for name in POSTGRESQL_PASSWORD POSTGRESQL_POSTGRES_PASSWORD REPMGR_PASSWORD PGPOOL_ADMIN_PASSWORD POSTGRESQL_RESULT_PASSWORD; do
     ensure_secret "$name"
   done
   ensure_stats_auth
   build_rust
   build_image postgres "$SWARMVOTE_ROOT/postgres/Dockerfile" "$SWARMVOTE_ROOT/postgres" --build-arg "BUILD_IMAGE=$BUILD_IMAGE"
   build_image pgpool "$SWARMVOTE_ROOT/postgres/pgpool.Dockerfile" "$SWARMVOTE_ROOT/postgres" --build-arg "BUILD_IMAGE=$BUILD_IMAGE"
-  build_image pg-haproxy "$SWARMVOTE_ROOT/postgres/haproxy.Dockerfile" "$SWARMVOTE_ROOT/postgres"
+  build_image pg-haproxy "$SWARMVOTE_ROOT/postgres/haproxy.Dockerfile" "$SWARMVOTE_ROOT"
   deploy_stack postgres "$SWARMVOTE_ROOT/postgres/docker-compose.yml"
   wait_stack postgres
   wait_pg_primary
@@ -457,7 +473,7 @@ deploy_redis() {
   ensure_secret REDIS_PASSWORD
   ensure_stats_auth
   build_rust
-  build_image redis "$SWARMVOTE_ROOT/redis/Dockerfile" "$SWARMVOTE_ROOT/redis" --build-arg "BUILD_IMAGE=$BUILD_IMAGE"
+  build_image redis "$SWARMVOTE_ROOT/redis/Dockerfile" "$SWARMVOTE_ROOT" --build-arg "BUILD_IMAGE=$BUILD_IMAGE"
   deploy_stack redis "$SWARMVOTE_ROOT/redis/docker-compose.yml"
   wait_stack redis
 }
@@ -475,12 +491,58 @@ deploy_wordpress() {
   # the mariadb image carries pgha (the Galera bootstrap election)
   build_rust
   build_image mariadb "$SWARMVOTE_ROOT/wordpress/mariadb.Dockerfile" "$SWARMVOTE_ROOT/wordpress" --build-arg "BUILD_IMAGE=$BUILD_IMAGE"
-  build_image mariadb-haproxy "$SWARMVOTE_ROOT/wordpress/haproxy.Dockerfile" "$SWARMVOTE_ROOT/wordpress"
+  build_image mariadb-haproxy "$SWARMVOTE_ROOT/wordpress/haproxy.Dockerfile" "$SWARMVOTE_ROOT"
   build_image wordpress "$SWARMVOTE_ROOT/wordpress/wordpress.Dockerfile" "$SWARMVOTE_ROOT/wordpress"
-  deploy_stack wordpress "$SWARMVOTE_ROOT/wordpress/docker-compose.yml"
-  wait_stack wordpress
-  wait_galera
+  # The admin password is mounted only until the site is installed
+  # (wordpress/install.yml): afterwards nothing in the stack holds it.
+  if wordpress_installed; then
+    deploy_stack wordpress "$SWARMVOTE_ROOT/wordpress/docker-compose.yml"
+    wait_stack wordpress
+    wait_galera
+  else
+    deploy_stack wordpress "$SWARMVOTE_ROOT/wordpress/docker-compose.yml" "$SWARMVOTE_ROOT/wordpress/install.yml"
+    wait_stack wordpress
+    wait_galera
+    # A healthy WordPress task has run its setup, which installs the site.
+    wordpress_installed || die "WordPress is healthy but its install is not recorded as finished (./deploy.sh logs wordpress)"
+    deploy_stack wordpress "$SWARMVOTE_ROOT/wordpress/docker-compose.yml"
+    wait_admin_password_gone
+    step "the site is installed: the WordPress admin password is no longer mounted"
+  fi
   wait_route "$WP_SUB.$DOMAIN"
+}
+
+# Whether the WordPress site's install is recorded as finished, asked on a
+# Galera node that runs (as the OS user mysql, over the node's own socket).
+wordpress_installed() {
+  local n id state table="${WORDPRESS_TABLE_PREFIX:-wp_}swarmvote_install"
+  for n in 1 2 3; do
+    id=$(docker ps -q --filter "label=com.docker.swarm.service.name=wordpress_mariadb-$n" | head -n 1)
+    [ -n "$id" ] || continue
+    state=$(docker exec -u mysql "$id" mariadb --no-defaults --protocol=socket --socket=/run/mysqld/mysqld.sock -u mysql \
+      --connect-timeout=3 -N -B -e "SELECT state FROM \`$MARIADB_DATABASE\`.\`$table\` WHERE id = 1" 2>/dev/null) || continue
+    [ "$state" = finished ]
+    return
+  done
+  return 1
+}
+
+# Waits until no running WordPress container holds the admin password
+# (Swarm replaces them one at a time, each new one healthy before an old one
+# stops), then until the stack is healthy.
+wait_admin_password_gone() {
+  local deadline=$((SECONDS + DEPLOY_TIMEOUT)) started=$SECONDS id holding
+  while :; do
+    holding=""
+    for id in $(docker ps -q --filter label=com.docker.swarm.service.name=wordpress_wordpress); do
+      docker inspect --format '{{range .Config.Env}}{{println .}}{{end}}' "$id" 2>/dev/null | grep -q '^WP_ADMIN_PASSWORD_FILE=' && holding+=" $id"
+    done
+    [ -n "$holding" ] || break
+    [ "$SECONDS" -lt "$deadline" ] || die "WordPress containers still hold the admin password after ${DEPLOY_TIMEOUT}s:$holding (docker service ps wordpress_wordpress)"
+    waiting "$started" "WordPress to run without the admin password"
+    sleep 3
+  done
+  wait_stack wordpress
 }
 
 # Prints the answer (status line, headers, body) of GET $2 on Galera node
@@ -542,6 +604,7 @@ deploy_app() {
   log "app stack"
   ensure_secret REDIS_PASSWORD
   ensure_secret POSTGRESQL_PASSWORD
+  ensure_secret POSTGRESQL_RESULT_PASSWORD
   ensure_secret VOTE_COOKIE_KEY
   ensure_tls
   TRAEFIK_DYNAMIC_HASH=$(sha256sum "$SWARMVOTE_ROOT/traefik/dynamic.yml" | cut -c1-12)

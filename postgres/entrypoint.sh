@@ -35,6 +35,9 @@ REPMGR_USERNAME=${REPMGR_USERNAME:-repmgr}
 REPMGR_DATABASE=${REPMGR_DATABASE:-repmgr}
 POSTGRESQL_USERNAME=${POSTGRESQL_USERNAME:-votes}
 POSTGRESQL_DATABASE=${POSTGRESQL_DATABASE:-votes}
+# The result service's role: it reads totals and nothing else (ensure_reader).
+# Managed only when its password is given.
+RESULT_USERNAME=${POSTGRESQL_RESULT_USERNAME:-result}
 REPMGR_PRIORITY=${REPMGR_PRIORITY:-100}
 REPMGR_LOCATION=${REPMGR_LOCATION:-swarm}
 # The timeline a primary writes on, from the name of its current WAL file:
@@ -110,6 +113,7 @@ if [[ $(id -u) == 0 ]]; then
     stage_secret POSTGRESQL_POSTGRES_PASSWORD_FILE postgres_password
     stage_secret POSTGRESQL_PASSWORD_FILE app_password
     stage_secret REPMGR_PASSWORD_FILE repmgr_password
+    [[ -z ${POSTGRESQL_RESULT_PASSWORD_FILE:-} ]] || stage_secret POSTGRESQL_RESULT_PASSWORD_FILE result_password
     chown -R postgres:postgres "$RUN_DIR" "$CONF_DIR" /var/run/postgresql
     chown postgres:postgres "$(dirname "$PGDATA")"
     if [[ -d $PGDATA ]]; then chown -R postgres:postgres "$PGDATA"; fi
@@ -122,6 +126,7 @@ if [[ ! -s $SECRETS_DIR/repmgr_password ]]; then # started directly as non-root
     stage_secret POSTGRESQL_POSTGRES_PASSWORD_FILE postgres_password
     stage_secret POSTGRESQL_PASSWORD_FILE app_password
     stage_secret REPMGR_PASSWORD_FILE repmgr_password
+    [[ -z ${POSTGRESQL_RESULT_PASSWORD_FILE:-} ]] || stage_secret POSTGRESQL_RESULT_PASSWORD_FILE result_password
 fi
 
 set_state() { printf '%s\n' "$*" >"$STATE_FILE"; }
@@ -188,12 +193,16 @@ log_line_prefix = '%m [%p] $NODE_NAME %q%u@%d '
 log_connections = off
 EOF
 
+    # Over the network only from the stack's own network: a node is on
+    # pg_repl alone, so "samenet" is pg_repl, where the partners, Pgpool-II
+    # and pg-haproxy are. The apps reach a node only through Pgpool-II,
+    # which refuses postgres and repmgr from them (pool_hba.conf).
     cat >"$CONF_DIR/pg_hba.conf" <<EOF
 # TYPE  DATABASE     USER        ADDRESS   METHOD
 local   all          postgres              peer
 local   all          all                   scram-sha-256
-host    replication  $REPMGR_USERNAME  all  scram-sha-256
-host    all          all         all       scram-sha-256
+host    replication  $REPMGR_USERNAME  samenet  scram-sha-256
+host    all          all         samenet   scram-sha-256
 EOF
 
     # When repmgr starts postgres itself (node rejoin, standby follow), it
@@ -1171,6 +1180,46 @@ start_watch() {
     WATCH_PID=$!
 }
 
+# The result service's role, on the primary (roles and grants replicate):
+# it logs in and reads totals, nothing else. Made once the worker has
+# created totals; checked every 2 s until then and every 30 s after, which
+# also brings a cluster made by an older version up to date.
+READER_CHECKED=0
+ensure_reader() {
+    [[ -s $SECRETS_DIR/result_password ]] || return 0
+    ((EPOCHSECONDS - READER_CHECKED >= 30)) || return 0
+    local state
+    state=$(timeout 5 psql -X -qAt -h /var/run/postgresql -U postgres -d "$POSTGRESQL_DATABASE" \
+        -v reader="$RESULT_USERNAME" 2>/dev/null <<'SQL'
+SELECT CASE WHEN pg_is_in_recovery() THEN 'standby'
+            WHEN to_regclass('public.totals') IS NULL THEN 'no table yet'
+            WHEN NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'reader') THEN 'missing'
+            WHEN has_table_privilege(:'reader', 'public.totals', 'SELECT') THEN 'ready'
+            ELSE 'missing' END;
+SQL
+    ) || return 0
+    case $state in
+        ready | standby) READER_CHECKED=$EPOCHSECONDS ;;
+        missing)
+            # A new primary has no standby yet: the change must not wait for one.
+            if timeout 10 psql -X -q -v ON_ERROR_STOP=1 -h /var/run/postgresql -U postgres -d "$POSTGRESQL_DATABASE" \
+                -v reader="$RESULT_USERNAME" -v db="$POSTGRESQL_DATABASE" >/dev/null 2>&1 <<'SQL'; then
+SET synchronous_commit = local;
+\set pw `cat /run/pgha/secrets/result_password`
+SELECT format('CREATE ROLE %I', :'reader') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'reader') \gexec
+ALTER ROLE :"reader" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS NOINHERIT PASSWORD :'pw';
+GRANT CONNECT ON DATABASE :"db" TO :"reader";
+GRANT SELECT ON public.totals TO :"reader";
+SQL
+                log "role $RESULT_USERNAME reads totals, and nothing else"
+                READER_CHECKED=$EPOCHSECONDS
+            else
+                log "could not set up role $RESULT_USERNAME (tried again in 2 s)"
+            fi
+            ;;
+    esac
+}
+
 supervise() {
     local down_since=0 now tick=0
     while true; do
@@ -1180,6 +1229,7 @@ supervise() {
             down_since=0
             ((tick % 2)) || fence_if_superseded
             ((tick % 5)) || restart_if_stray
+            ensure_reader
         else
             # (Nothing stops postgres on purpose while this runs: the
             # watcher follows by reload and promotes with pg_promote(), and

@@ -6,9 +6,15 @@ RUN set -eux; \
     apt-get update; \
     apt-get install -y --no-install-recommends haproxy; \
     rm -rf /var/lib/apt/lists/*
-COPY haproxy.cfg primary-guard.lua /usr/local/etc/haproxy/
+COPY postgres/haproxy.cfg postgres/primary-guard.lua /usr/local/etc/haproxy/
+COPY images/listen-address /usr/local/bin/listen-address
 RUN haproxy -c -f /usr/local/etc/haproxy/haproxy.cfg
 EXPOSE 5432 5433 8404
 USER haproxy
 STOPSIGNAL SIGUSR1
+# Data ports listen only on the network named by LISTEN_SUBNET (haproxy.cfg).
+# No process here may gain privileges (setuid files, file capabilities):
+# docker stack deploy on this engine drops no-new-privileges, so the image
+# sets it (setpriv, util-linux).
+ENTRYPOINT ["setpriv", "--no-new-privs", "listen-address", "exec"]
 CMD ["haproxy", "-W", "-db", "-f", "/usr/local/etc/haproxy/haproxy.cfg"]

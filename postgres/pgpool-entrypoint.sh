@@ -39,7 +39,14 @@ escape() { local s=${1//\\/\\\\}; printf '%s' "${s//:/\\:}"; }
 if [[ $(id -u) == 0 ]]; then
     mkdir -p "$CONF_DIR" /var/run/pgpool /var/log/pgpool
     umask 077
-    cp "$SRC_CONF_DIR/pgpool.conf" "$SRC_CONF_DIR/pool_hba.conf" "$CONF_DIR/"
+    cp "$SRC_CONF_DIR/pgpool.conf" "$CONF_DIR/"
+    # postgres and repmgr only from the stack's own network (PG_REPL_SUBNET):
+    # never from the apps' pg_net. Without it (tests on one bridge network),
+    # from anywhere.
+    admin_from=${PG_REPL_SUBNET:-0.0.0.0/0}
+    [[ $admin_from =~ ^[0-9.]+/[0-9]+$ ]] || die "PG_REPL_SUBNET=$admin_from is not an IPv4 subnet"
+    sed -e "s|@ADMIN_FROM@|$admin_from|g" -e "s|@REPMGR_USERNAME@|$REPMGR_USERNAME|g" \
+        "$SRC_CONF_DIR/pool_hba.conf" >"$CONF_DIR/pool_hba.conf"
     # the monitoring user is configurable
     sed -i -E "s/^(sr_check_user|health_check_user)( *= *)'[^']*'/\1\2'$REPMGR_USERNAME'/" "$CONF_DIR/pgpool.conf"
 
@@ -59,6 +66,9 @@ if [[ $(id -u) == 0 ]]; then
         printf '%s:%s\n' "$REPMGR_USERNAME" "$(secret REPMGR_PASSWORD_FILE)"
         if [[ -n ${POSTGRESQL_POSTGRES_PASSWORD_FILE:-} ]]; then
             printf 'postgres:%s\n' "$(secret POSTGRESQL_POSTGRES_PASSWORD_FILE)"
+        fi
+        if [[ -n ${POSTGRESQL_RESULT_PASSWORD_FILE:-} ]]; then
+            printf '%s:%s\n' "${POSTGRESQL_RESULT_USERNAME:-result}" "$(secret POSTGRESQL_RESULT_PASSWORD_FILE)"
         fi
     } >"$pairs"
     pg_enc -m -k "$PGPOOLKEYFILE" -f "$CONF_DIR/pgpool.conf" -i "$pairs" >/dev/null

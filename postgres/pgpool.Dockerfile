@@ -27,4 +27,7 @@ RUN set -eux; \
 EXPOSE 5432 9898
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
     CMD ["/usr/local/bin/healthcheck.sh"]
-ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/entrypoint.sh"]
+# No process here may gain privileges (setuid files, file capabilities):
+# docker stack deploy on this engine drops no-new-privileges, so the image
+# sets it (setpriv, util-linux).
+ENTRYPOINT ["setpriv", "--no-new-privs", "/usr/bin/tini", "--", "/usr/local/bin/entrypoint.sh"]

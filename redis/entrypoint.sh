@@ -306,7 +306,8 @@ run_proxy() {
   local conf=/tmp/haproxy.cfg auth_hex
   auth_hex=$(printf 'AUTH %s\r\n' "$PASSWORD" | od -An -v -tx1 | tr -d ' \n')
   (umask 077 && render haproxy.cfg | sed "s/@AUTH_HEX@/$auth_hex/g" >"$conf")
-  exec haproxy -W -db -f "$conf"
+  # Clients' port only on their network (LISTEN_SUBNET), not on stats_net.
+  exec listen-address exec haproxy -W -db -f "$conf"
 }
 
 # Health checks, over the network as clients see them.

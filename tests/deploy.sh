@@ -31,6 +31,9 @@ refuses() {
 
 stacks() { docker stack ls --format '{{.Name}}' 2>/dev/null | grep -xE 'app|redis|postgres|wordpress' || true; }
 
+echo "deploy: the address a proxy binds its data port on (tests/listen-address.sh)"
+check "listen-address finds the address in a subnet, and refuses bad ones" tests/listen-address.sh
+
 echo "deploy: bad arguments and bad .env"
 check "unknown command" refuses "unknown command 'bogus'" ./deploy.sh bogus
 check "unknown option of down" refuses "unknown option '--force'" ./deploy.sh down --force
@@ -166,7 +169,7 @@ push_redis_image() {
   (
     # shellcheck source=lib/deploy.sh
     source lib/deploy.sh
-    REGISTRY=127.0.0.1:15000 REPOSITORY_NAME=swarmvote build_image redis redis/Dockerfile redis
+    REGISTRY=127.0.0.1:15000 REPOSITORY_NAME=swarmvote build_image redis redis/Dockerfile .
     printf '%s\n' "$REDIS_IMAGE"
   )
 }
@@ -201,7 +204,7 @@ check "...and with them shows the Galera writer UP" stats_show_up /wordpress '^m
 echo "deploy: the edge as an attacker meets it (tests/edge.sh)"
 check "the edge routes, limits and refuses what it must, and stays up" tests/edge.sh
 
-echo "deploy: segmentation"
+echo "deploy: segmentation (SECURITY.md, network plan)"
 in_container() { # service, shell command: runs it in one of the service's containers
   local id
   id=$(container_of "$1")
@@ -210,15 +213,184 @@ in_container() { # service, shell command: runs it in one of the service's conta
 }
 # refused SERVICE COMMAND: the command ran in the container and failed (not: no container).
 refused() { local rc=0; in_container "$@" || rc=$?; [ "$rc" -eq 1 ]; }
-check "vote reaches Redis" in_container app_vote 'exec 3<>/dev/tcp/redis-master/6379'
-check "vote cannot reach PostgreSQL" refused app_vote 'exec 3<>/dev/tcp/db/5432'
-check "result reaches PostgreSQL" in_container app_result 'exec 3<>/dev/tcp/db/5432'
-check "result cannot reach Redis" refused app_result 'exec 3<>/dev/tcp/redis-master/6379'
+# reaches SERVICE HOST PORT: a TCP connection from the service's container opens.
+reaches() { in_container "$1" "exec 3<>/dev/tcp/$2/$3"; }
+# unreachable SERVICE HOST PORT: it does not (the name does not resolve there,
+# or nothing listens for it).
+unreachable() { refused "$1" "exec 3<>/dev/tcp/$2/$3"; }
+# bound_elsewhere SERVICE HOST PORT: the name resolves (the two share a
+# network) but the port is not open on it: it is bound on another network.
+bound_elsewhere() { refused "$1" "getent hosts $2 || exit 99; exec 3<>/dev/tcp/$2/$3"; }
+# no_way_out SERVICE: the container has no default route (only internal networks).
+no_way_out() { refused "$1" "awk 'NR > 1 && \$2 == \"00000000\" { found = 1 } END { exit !found }' /proc/net/route"; }
+check "vote reaches Redis" reaches app_vote redis-master 6379
+check "vote cannot reach PostgreSQL" unreachable app_vote db 5432
+check "vote cannot reach the Galera cluster" unreachable app_vote mariadb 3306
+check "result reaches PostgreSQL" reaches app_result db 5432
+check "result cannot reach Redis" unreachable app_result redis-master 6379
+check "worker cannot reach a PostgreSQL node, only Pgpool-II" unreachable app_worker pg-1 5432
+check "result cannot reach a PostgreSQL node, only Pgpool-II" unreachable app_result pg-2 5432
 check "the services run as a non-root user" refused app_vote '[ "$(id -u)" = 0 ]'
-check "wordpress reaches its database" in_container wordpress_wordpress 'exec 3<>/dev/tcp/mariadb/3306'
-check "wordpress cannot reach Redis" refused wordpress_wordpress 'exec 3<>/dev/tcp/redis-master/6379'
-check "wordpress cannot reach PostgreSQL" refused wordpress_wordpress 'exec 3<>/dev/tcp/db/5432'
-check "vote cannot reach the Galera cluster" refused app_vote 'exec 3<>/dev/tcp/mariadb/3306'
+check "wordpress reaches its database" reaches wordpress_wordpress mariadb 3306
+check "wordpress cannot reach Redis" unreachable wordpress_wordpress redis-master 6379
+check "wordpress cannot reach PostgreSQL" unreachable wordpress_wordpress db 5432
+for port in 4567 4568 4444 3306; do
+  check "wordpress cannot reach a Galera node's port $port" unreachable wordpress_wordpress mariadb-1 "$port"
+done
+# Traefik shares stats_net with the three HAProxies, for their stats pages:
+# the pages answer there, the database ports do not.
+check "traefik reaches the Redis proxy's stats page" reaches app_traefik redis-master 8404
+for target in redis-master:6379 pg-haproxy:5432 pg-haproxy:5433 mariadb:3306; do
+  check "traefik cannot reach ${target%:*}'s database port ${target#*:}" bound_elsewhere app_traefik "${target%:*}" "${target#*:}"
+done
+for target in db:5432 pg-1:5432 redis-1:6379 sentinel-1:26379 mariadb-1:3306; do
+  check "traefik cannot reach $target" unreachable app_traefik "${target%:*}" "${target#*:}"
+done
+# The check can see a way out: Traefik has one (edge).
+check "traefik has a way out (edge), which the next check would see" refused app_traefik "awk 'NR > 1 && \$2 == \"00000000\" { found = 1 } END { exit found }' /proc/net/route"
+for svc in app_vote app_worker app_result app_socket-proxy redis_redis-1 redis_sentinel-1 redis_redis-master \
+  postgres_pg-1 postgres_db postgres_pg-haproxy wordpress_mariadb-1 wordpress_mariadb wordpress_wordpress; do
+  check "$svc has no way out of the swarm (internal networks only)" no_way_out "$svc"
+done
+shared_networks_internal() {
+  local net
+  for net in web_net stats_net redis pg_net pg_repl wp_db mariadb_galera-network app_docker_api; do
+    [ "$(docker network inspect --format '{{.Internal}}' "$net")" = true ] || { echo "    $net is not internal"; return 1; }
+  done
+}
+check "every shared network is internal" shared_networks_internal
+published_ports() { # every service of the stacks that publishes a port on the host
+  local svc
+  for svc in $(docker service ls --format '{{.Name}}' | grep -E '^(app|redis|postgres|wordpress)_'); do
+    [ -z "$(docker service inspect --format '{{range .Endpoint.Ports}}{{.PublishedPort}} {{end}}' "$svc")" ] || echo "$svc"
+  done
+}
+check "only traefik publishes ports on the host" test "$(published_ports)" = app_traefik
+
+echo "deploy: least privilege in PostgreSQL"
+# psql_as NETWORK USER SQL: SQL through db (Pgpool-II), from a one-off
+# container on NETWORK, logged in as USER with its password from .secrets/
+# (a 0600 password file: psql ignores one others can read). Its output,
+# errors included, goes to PSQL_OUT.
+PSQL_OUT=$ARTIFACTS/psql-as.log
+psql_as() {
+  local net=$1 user=$2 sql=$3 file pass rc=0
+  case $user in
+    postgres) file=postgresql_postgres_password ;;
+    repmgr) file=repmgr_password ;;
+    result) file=postgresql_result_password ;;
+  esac
+  pass=$(mktemp)
+  printf '*:*:*:%s:%s\n' "$user" "$(cat ".secrets/$file")" >"$pass"
+  docker run --rm --network "$net" -v "$pass:/pgpass:ro" -e PGPASSFILE=/pgpass --entrypoint psql "$(image_of postgres_pg-1)" \
+    -X -qAt -v ON_ERROR_STOP=1 "host=db dbname=votes user=$user connect_timeout=5" -c "$sql" >"$PSQL_OUT" 2>&1 || rc=$?
+  rm -f "$pass"
+  cat "$PSQL_OUT" >>"$ARTIFACTS/psql-as-all.log"
+  return "$rc"
+}
+# denied NETWORK USER SQL WHY: psql_as fails, and says WHY.
+denied() { ! psql_as "$1" "$2" "$3" && grep -qF -- "$4" "$PSQL_OUT"; }
+check "result's role reads totals" psql_as pg_net result 'SELECT sum(votes) FROM totals'
+check "...and cannot read the votes" denied pg_net result 'SELECT count(*) FROM votes' 'permission denied for table votes'
+check "...nor change totals" denied pg_net result "UPDATE totals SET votes = 0 WHERE vote = 'a'" 'permission denied for table totals'
+check "...nor create a table" denied pg_net result 'CREATE TABLE intruder (x int)' 'permission denied for schema public'
+check "postgres cannot log in from the apps' network" denied pg_net postgres 'SELECT 1' 'no pool_hba.conf entry'
+check "repmgr cannot log in from the apps' network" denied pg_net repmgr 'SELECT 1' 'no pool_hba.conf entry'
+# The refusals above are the network's doing, not a wrong password:
+check "postgres logs in from the stack's own network" psql_as pg_repl postgres 'SELECT 1'
+
+echo "deploy: containers (SECURITY.md, Containers)"
+# Services that start as root to stage their secrets and hand the data
+# directory to their user, then run as that user (gosu): they keep the
+# capabilities that takes, and their root file system stays writable.
+ROOT_PHASE=" postgres_pg-1 postgres_pg-2 postgres_pg-3 postgres_db wordpress_mariadb-1 wordpress_mariadb-2 wordpress_mariadb-3 "
+WRITABLE_ROOT="$ROOT_PHASE wordpress_wordpress "
+# CHOWN, DAC_OVERRIDE, FOWNER, SETGID, SETUID: bits 0, 1, 3, 6, 7.
+ROOT_PHASE_CAPS=$((0xcb))
+stack_services() { docker service ls --format '{{.Name}}' | grep -E '^(app|redis|postgres|wordpress)_' | sort; }
+# settings_of SERVICE: what its spec asks of the engine; prints what is wrong.
+settings_of() {
+  local svc=$1 drop add ro mem cpu pids
+  IFS='|' read -r drop add ro mem cpu pids < <(docker service inspect --format \
+    '{{.Spec.TaskTemplate.ContainerSpec.CapabilityDrop}}|{{.Spec.TaskTemplate.ContainerSpec.CapabilityAdd}}|{{.Spec.TaskTemplate.ContainerSpec.ReadOnly}}|{{.Spec.TaskTemplate.Resources.Limits.MemoryBytes}}|{{.Spec.TaskTemplate.Resources.Limits.NanoCPUs}}|{{.Spec.TaskTemplate.Resources.Limits.Pids}}' "$svc")
+  [ "$drop" = "[ALL]" ] || echo "$svc drops $drop, not every capability"
+  if [[ $ROOT_PHASE == *" $svc "* ]]; then
+    [ "$add" = "[CAP_CHOWN CAP_DAC_OVERRIDE CAP_FOWNER CAP_SETGID CAP_SETUID]" ] || echo "$svc adds $add"
+  else
+    [ "$add" = "[]" ] || echo "$svc adds $add"
+  fi
+  [[ $WRITABLE_ROOT == *" $svc "* ]] || [ "$ro" = true ] || echo "$svc has a writable root file system"
+  [ "${mem:-0}" -gt 0 ] || echo "$svc has no memory limit"
+  [ "${cpu:-0}" -gt 0 ] || echo "$svc has no CPU limit"
+  [ "${pids:-0}" -gt 0 ] || echo "$svc has no process limit"
+}
+# runtime_of SERVICE: what its running container shows in /proc; prints
+# what is wrong. PID 1 may gain no privilege; it holds no capability, but
+# in a root-phase service, where it is tini (root), at most those it took;
+# there the database server runs as its user with none.
+runtime_of() {
+  local svc=$1 id nnp cap servers
+  id=$(container_of "$svc")
+  [ -n "$id" ] || { echo "$svc has no running container"; return; }
+  read -r nnp cap < <(docker exec "$id" awk '/^NoNewPrivs:/ { n = $2 } /^CapEff:/ { c = $2 } END { print n, c }' /proc/1/status)
+  [ "$nnp" = 1 ] || echo "$svc: PID 1 may gain privileges (NoNewPrivs ${nnp:-?})"
+  # Its secrets: readable by PID 1's user alone.
+  # shellcheck disable=SC2016 # expanded inside the container
+  docker exec "$id" sh -c 'u=$(awk "/^Uid:/ { print \$2 }" /proc/1/status)
+    for f in /run/secrets/*; do
+      [ -e "$f" ] || continue
+      [ "$(stat -Lc "%a %u" "$f")" = "400 $u" ] || echo "$0: $f is $(stat -Lc "mode %a, owner %u" "$f"), not mode 400 for uid $u"
+    done' "$svc"
+  if [[ $ROOT_PHASE == *" $svc "* ]]; then
+    (( (16#${cap:-ff}) & ~ROOT_PHASE_CAPS )) && echo "$svc: PID 1 holds capabilities $cap"
+    # shellcheck disable=SC2016 # expanded inside the container
+    servers=$(docker exec "$id" sh -c 'for f in /proc/[0-9]*/status; do awk "/^Name:/ { n = \$2 } /^Uid:/ { u = \$2 } /^CapEff:/ { c = \$2 } END { print n, u, c }" "$f" 2>/dev/null; done' |
+      awk '$1 ~ /^(postgres|mysqld|mariadbd|pgpool)$/')
+    [ -n "$servers" ] || echo "$svc: no database server process found"
+    awk '$2 == 0 || $3 != "0000000000000000" { print "'"$svc"': " $1 " runs as uid " $2 " with capabilities " $3; exit }' <<<"$servers"
+  else
+    [ "$cap" = 0000000000000000 ] || echo "$svc: PID 1 holds capabilities $cap"
+  fi
+}
+hardened() {
+  local svc found
+  found=$(for svc in $(stack_services); do settings_of "$svc"; runtime_of "$svc"; done)
+  [ -z "$found" ] || { sed 's/^/    /' <<<"$found"; return 1; }
+}
+check "every service: no capability (but the root phase's), read-only root, CPU, memory and process limits, no new privileges, secrets for its user only" hardened
+check "...checked on $(stack_services | wc -l) services" test "$(stack_services | wc -l)" -ge 21
+# shellcheck disable=SC2016 # expanded by docker's template
+check "the WordPress admin password is not mounted once the site is installed" bash -c \
+  '[ -n "$0" ] && ! docker service inspect --format "{{range .Spec.TaskTemplate.ContainerSpec.Secrets}}{{.SecretName}} {{end}}" wordpress_wordpress | grep -q wp_admin_password &&
+   ! docker exec "$0" test -e /run/secrets/wp_admin_password' "$(container_of wordpress_wordpress)"
+
+echo "deploy: the host's extra CAs are for building, not running"
+# trusted_host_cas IMAGE: how many of this host's extra CAs the image trusts
+# (found by a line of each certificate's body in its bundle or CA folder).
+trusted_host_cas() {
+  local trusted n=0 ca line
+  trusted=$(docker run --rm --entrypoint sh "$1" -c 'cat /etc/ssl/certs/ca-certificates.crt /usr/local/share/ca-certificates/* 2>/dev/null' 2>/dev/null || true)
+  for ca in /usr/local/share/ca-certificates/*.crt; do
+    line=$(sed -n '2p' "$ca")
+    [ -z "$line" ] || ! grep -qF -- "$line" <<<"$trusted" || n=$((n + 1))
+  done
+  echo "$n"
+}
+if compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
+  host_cas=$(find /usr/local/share/ca-certificates -name '*.crt' | wc -l)
+  # The search finds them where they are meant to be:
+  check "the build stages' base trusts this host's $host_cas extra CAs" test "$(trusted_host_cas swarmvote/build-base:latest)" -eq "$host_cas"
+  runtime_with_cas() {
+    local image found=""
+    for image in $(for svc in $(stack_services); do image_of "$svc"; done | sort -u); do
+      [ "$(trusted_host_cas "$image")" -eq 0 ] || found+=" $image"
+    done
+    [ -z "$found" ] || { echo "    they trust the host's CAs:$found"; return 1; }
+  }
+  check "no image that runs trusts them" runtime_with_cas
+else
+  echo "    (this host has no extra CAs: nothing to look for)"
+fi
 
 echo "deploy: a second run changes nothing"
 # The containers that were running in file $1 and no longer run, each with

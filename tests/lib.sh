@@ -35,6 +35,9 @@ container_of() {
   docker ps -q --filter "label=com.docker.swarm.service.name=${1:?missing service}" | head -n 1
 }
 
+# The image service $1 runs.
+image_of() { docker service inspect "$1" --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}' | sed 's/@.*//'; }
+
 # Runs psql as postgres on the primary (through pg-haproxy's primary
 # endpoint), from whichever PostgreSQL node container runs; "$@" are psql's.
 primary_psql() {

@@ -14,8 +14,6 @@ source tests/lib.sh
 readonly NET=swarmvote-guard-test
 readonly PROXY=swarmvote-guard-haproxy
 
-image_of() { docker service inspect "$1" --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}' | sed 's/@.*//'; }
-
 cleanup() {
   docker rm -f "$PROXY" guard-pg-1 guard-pg-2 guard-pg-3 >/dev/null 2>&1 || true
   docker network rm "$NET" >/dev/null 2>&1 || true

@@ -250,7 +250,7 @@ bad_input() {
   secret=$(mktemp -d)
   for s in postgres app repmgr; do printf 'not-the-password' >"$secret/$s"; done
   chmod 0755 "$secret" && chmod 0644 "$secret"/*
-  docker run -d --name swarmvote-test-pg-wrongpass --network pg_net -e NODE_NAME=pg-4 -e PARTNERS=pg-1,pg-2,pg-3,pg-4 \
+  docker run -d --name swarmvote-test-pg-wrongpass --network pg_repl -e NODE_NAME=pg-4 -e PARTNERS=pg-1,pg-2,pg-3,pg-4 \
     -e POSTGRESQL_POSTGRES_PASSWORD_FILE=/s/postgres -e POSTGRESQL_PASSWORD_FILE=/s/app -e REPMGR_PASSWORD_FILE=/s/repmgr \
     -v "$secret:/s:ro" "$image" >/dev/null
   check "a node with a wrong password says why it cannot join" bash -c \

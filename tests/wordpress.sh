@@ -232,7 +232,7 @@ part_bad_input() {
   cp .secrets/wordpress_keys "$secret/keys"
   cp .secrets/wp_admin_password "$secret/admin"
   chmod 0755 "$secret" && chmod 0644 "$secret"/*
-  docker run -d --name swarmvote-test-wp-wrongpass --network mariadb_galera-network \
+  docker run -d --name swarmvote-test-wp-wrongpass --network wp_db \
     -e WP_URL="https://wp.localhost:$HTTPS" -e WORDPRESS_DB_HOST=mariadb -e WORDPRESS_DB_PASSWORD_FILE=/s/db \
     -e WORDPRESS_KEYS_FILE=/s/keys -e WP_ADMIN_PASSWORD_FILE=/s/admin -v "$secret:/s:ro" "$image" >/dev/null
   check "WordPress with a wrong database password says so" bash -c \
@@ -241,14 +241,16 @@ part_bad_input() {
   docker rm -f swarmvote-test-wp-wrongpass >/dev/null
   rm -rf "$secret"
   check "...and the site is untouched" test "$(wp / -o /dev/null -w '%{http_code}' || true)" = 200
+  install_needs_admin_password
   unfinished_install
   foreign_volume mariadb-3
 }
 
 # A one-off WordPress replica of the deployed image on the cluster, with its
 # own table prefix (so the real site is untouched), named $1; runs detached.
-one_off_wordpress() { # <name> [database host, default mariadb]
-  local name=$1 db=${2:-mariadb} image secret
+one_off_wordpress() { # <name> [database host, default mariadb] [no-admin-password]
+  local name=$1 db=${2:-mariadb} image secret admin=(-e WP_ADMIN_PASSWORD_FILE=/s/admin)
+  [ "${3:-}" != no-admin-password ] || admin=()
   image=$(docker service inspect --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}' wordpress_wordpress)
   mkdir -p "$ARTIFACTS/$name.secrets"
   secret=$(cd "$ARTIFACTS/$name.secrets" && pwd)
@@ -257,9 +259,13 @@ one_off_wordpress() { # <name> [database host, default mariadb]
   cp .secrets/wp_admin_password "$secret/admin"
   chmod 0755 "$secret" && chmod 0644 "$secret"/*
   docker rm -f "$name" >/dev/null 2>&1 || true
-  docker run -d --name "$name" --network mariadb_galera-network -e WORDPRESS_TABLE_PREFIX="$UNFINISHED_PREFIX" \
+  docker create --name "$name" --network wp_db -e WORDPRESS_TABLE_PREFIX="$UNFINISHED_PREFIX" \
     -e WP_URL="https://wp.localhost:$HTTPS" -e WORDPRESS_DB_HOST="$db" -e WORDPRESS_DB_PASSWORD_FILE=/s/db \
-    -e WORDPRESS_KEYS_FILE=/s/keys -e WP_ADMIN_PASSWORD_FILE=/s/admin -v "$secret:/s:ro" "$image" >/dev/null
+    -e WORDPRESS_KEYS_FILE=/s/keys "${admin[@]}" -v "$secret:/s:ro" "$image" >/dev/null
+  # A node named directly is on the cluster's own network, where only this
+  # test's WordPress goes.
+  [ "$db" = mariadb ] || docker network connect mariadb_galera-network "$name"
+  docker start "$name" >/dev/null
 }
 # Waits (up to 120 s) until container $1 logged a line matching $2.
 logged_within() {
@@ -302,6 +308,21 @@ non_primary_within() {
 # The one-off site's install record (began, finished), or none.
 install_record() {
   node_sql mariadb-1 "SELECT state FROM ${UNFINISHED_PREFIX}swarmvote_install WHERE id = 1" 2>/dev/null || echo none
+}
+
+# The deployed site runs without its admin password once installed
+# (deploy.sh unmounts it); a site that is not installed yet needs it, and
+# its setup says so instead of installing one without.
+install_needs_admin_password() {
+  local name=swarmvote-test-wp-noadmin
+  drop_one_off_site
+  one_off_wordpress "$name" mariadb no-admin-password
+  check "a site to install, with no admin password, says what is missing" \
+    logged_within "$name" 'no admin password is given' 60
+  check "...and installs nothing" test "$(install_record)" = none
+  docker logs "$name" >"$ARTIFACTS/wordpress-noadmin.log" 2>&1 || true
+  docker rm -f "$name" >/dev/null
+  drop_one_off_site
 }
 
 # An install that died part way (WordPress counts the site installed, but

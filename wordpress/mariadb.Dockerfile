@@ -46,4 +46,7 @@ HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
 
 # mysqld shuts down cleanly on TERM (and writes its position to grastate.dat).
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/mariadb-entrypoint.sh"]
+# No process here may gain privileges (setuid files, file capabilities):
+# docker stack deploy on this engine drops no-new-privileges, so the image
+# sets it (setpriv, util-linux).
+ENTRYPOINT ["setpriv", "--no-new-privs", "/usr/bin/tini", "--", "/usr/local/bin/mariadb-entrypoint.sh"]

@@ -40,7 +40,8 @@ settings_problems() {
   [[ ${WP_URL:-} =~ ^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$ ]] ||
     echo "WP_URL must be the public URL, like https://wp.localhost:8443 (got '${WP_URL:-}')"
   check_secret_file WORDPRESS_DB_PASSWORD_FILE "${WORDPRESS_DB_PASSWORD_FILE:-/run/secrets/wordpress_db_password}"
-  check_secret_file WP_ADMIN_PASSWORD_FILE "${WP_ADMIN_PASSWORD_FILE:-/run/secrets/wordpress_admin_password}"
+  # Given only until the site is installed (setup says so if it is needed).
+  [[ -z ${WP_ADMIN_PASSWORD_FILE:-} ]] || check_secret_file WP_ADMIN_PASSWORD_FILE "$WP_ADMIN_PASSWORD_FILE"
   check_secret_file WORDPRESS_KEYS_FILE "$keys"
   if [[ -r $keys ]]; then
     for name in "${KEY_NAMES[@]}"; do

@@ -259,6 +259,19 @@ function prepare_wordpress(string $host): void
     define('WP_INSTALLING', true);
 }
 
+/**
+ * The admin password, from WP_ADMIN_PASSWORD_FILE. deploy.sh gives it only
+ * until the site is installed.
+ */
+function admin_password(): string
+{
+    if (swarmvote_env('WP_ADMIN_PASSWORD_FILE', '') === '') {
+        stop(2, 'the site is not installed, and no admin password is given (WP_ADMIN_PASSWORD_FILE): '
+            . './deploy.sh mounts it until the site is installed');
+    }
+    return swarmvote_secret('WP_ADMIN_PASSWORD_FILE', '');
+}
+
 /** The install inputs from the environment; reports every problem at once. */
 function install_settings(string $url_host): array
 {
@@ -266,7 +279,7 @@ function install_settings(string $url_host): array
         'title' => swarmvote_env('WP_TITLE', 'swarmvote'),
         'user' => swarmvote_env('WP_ADMIN_USER', 'admin'),
         'email' => swarmvote_env('WP_ADMIN_EMAIL', "admin@$url_host"),
-        'password' => swarmvote_secret('WP_ADMIN_PASSWORD_FILE', '/run/secrets/wordpress_admin_password'),
+        'password' => admin_password(),
         'permalinks' => swarmvote_env('WP_PERMALINK_STRUCTURE', '/%postname%/'),
     ];
     $problems = [];

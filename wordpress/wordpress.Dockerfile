@@ -68,4 +68,7 @@ EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
     CMD ["wordpress-healthcheck"]
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["tini", "--", "wordpress-entrypoint"]
+# No process here may gain privileges (setuid files, file capabilities):
+# docker stack deploy on this engine drops no-new-privileges, so the image
+# sets it (setpriv, util-linux).
+ENTRYPOINT ["setpriv", "--no-new-privs", "tini", "--", "wordpress-entrypoint"]
