@@ -98,7 +98,8 @@ app_stack_config() {
     export ACME_EMAIL=$1 DOMAIN=example.org
     set_defaults
     export TRAEFIK_IMAGE=t VOTE_IMAGE=v WORKER_IMAGE=w RESULT_IMAGE=r TRAEFIK_DYNAMIC_HASH=h REDIS_PASSWORD_SECRET=s \
-      POSTGRESQL_PASSWORD_SECRET=s TLS_CERT_SECRET=s TLS_KEY_SECRET=s VOTE_COOKIE_KEY_SECRET=s SOCKET_PROXY_IMAGE=p
+      POSTGRESQL_PASSWORD_SECRET=s POSTGRESQL_RESULT_PASSWORD_SECRET=s TLS_CERT_SECRET=s TLS_KEY_SECRET=s \
+      VOTE_COOKIE_KEY_SECRET=s SOCKET_PROXY_IMAGE=p
     mapfile -t files < <(app_compose_files)
     args=()
     for f in "${files[@]}"; do args+=(-c "$f"); done
@@ -107,8 +108,11 @@ app_stack_config() {
 }
 check "with ACME_EMAIL, Traefik gets its certificates from Let's Encrypt" \
   bash -c "$(declare -f app_stack_config); app_stack_config ops@example.org | grep -q 'TRAEFIK_ENTRYPOINTS_WEBSECURE_HTTP_TLS_CERTRESOLVER: le'"
+check "...and keeps them on a volume, beside its tmpfs /tmp" \
+  bash -c "$(declare -f app_stack_config); traefik=\$(app_stack_config ops@example.org | sed -n '/^  traefik:/,/^  [a-z]/p') &&
+    grep -q 'target: /acme' <<<\"\$traefik\" && grep -q 'target: /tmp' <<<\"\$traefik\""
 check "without it, from the local CA only" \
-  bash -c "$(declare -f app_stack_config); ! app_stack_config '' | grep -q CERTRESOLVER"
+  bash -c "$(declare -f app_stack_config); config=\$(app_stack_config '') && ! grep -q CERTRESOLVER <<<\"\$config\""
 printf 'DOMAIN=example.org\nPOSTGRESQL_PASSWORD=password\n' >"$ENV_FILE"
 check "a sample password on a real domain is refused" refuses "sample password" ./deploy.sh
 printf '%s\n' "$good_env" >"$ENV_FILE"
