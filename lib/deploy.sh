@@ -5,10 +5,14 @@
 # shellcheck disable=SC2034 # variables here are used by the scripts that source this file
 SWARMVOTE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SECRETS_DIR="$SWARMVOTE_ROOT/.secrets"
-# The networks the stacks share, all internal: no container on them has a
-# way out (Traefik's own "edge" network, in the app stack, is the one that
-# has). The plan, who is on which and why, is in SECURITY.md.
-NETWORKS=(web_net stats_net redis pg_net pg_repl wp_db mariadb_galera-network)
+# The networks the stacks share (SECURITY.md, network plan), as NAME:internal
+# or NAME:routed. web_net and stats_net are internal: every member has
+# another network. The data tiers' networks are not: Docker's DNS gives no
+# answer to a container whose networks are all internal when it asks for a
+# name that is not there (moby/moby#43430), so each lookup of a dead node's
+# name took 1 s, and the Sentinels, blocked by them, entered TILT and never
+# replaced a killed primary (measured in the fault harness).
+NETWORKS=(web_net:internal stats_net:internal redis:routed pg_net:routed pg_repl:routed wp_db:routed mariadb_galera-network:routed)
 DEPLOY_TIMEOUT=${DEPLOY_TIMEOUT:-600}
 
 log() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
@@ -206,22 +210,25 @@ ensure_secret() {
   export "${name}_SECRET=$secret"
 }
 
-# Creates the internal overlay networks the stacks share, and exports the
-# subnets of those a proxy listens on for its clients (listen-address):
-# REDIS_SUBNET, PG_REPL_SUBNET, WP_DB_SUBNET. A network made by an older
-# version with a way out is made again while nothing uses it; otherwise the
-# operator is told how.
+# Creates the overlay networks the stacks share, internal or not as
+# NETWORKS says, and exports the subnets of those a proxy listens on for its
+# clients (listen-address): REDIS_SUBNET, PG_REPL_SUBNET, WP_DB_SUBNET. A
+# network made otherwise by another version is made again while nothing
+# uses it; otherwise the operator is told how.
 ensure_networks() {
-  local net internal var
-  for net in "${NETWORKS[@]}"; do
-    if internal=$(docker network inspect --format '{{.Internal}}' "$net" 2>/dev/null); then
-      [ "$internal" = true ] && continue
+  local entry net kind want have var flags
+  for entry in "${NETWORKS[@]}"; do
+    net=${entry%%:*} kind=${entry#*:}
+    want=false flags=()
+    [ "$kind" = internal ] && want=true flags=(--internal)
+    if have=$(docker network inspect --format '{{.Internal}}' "$net" 2>/dev/null); then
+      [ "$have" = "$want" ] && continue
       docker network rm "$net" >/dev/null 2>&1 ||
-        die "network $net was made by an older version with a way out, and services still use it: run ./deploy.sh down (volumes are kept), then ./deploy.sh"
-      step "removed network $net, which had a way out"
+        die "network $net was made by another version ($kind: $want, made: $have), and services still use it: run ./deploy.sh down (volumes are kept), then ./deploy.sh"
+      step "removed network $net, made by another version (internal: $have)"
     fi
-    docker network create --driver overlay --internal --attachable "$net" >/dev/null
-    step "created network $net (internal)"
+    docker network create --driver overlay "${flags[@]}" --attachable "$net" >/dev/null
+    step "created network $net ($kind)"
   done
   for net in redis pg_repl wp_db; do
     var="$(printf '%s' "$net" | tr '[:lower:]' '[:upper:]')_SUBNET"

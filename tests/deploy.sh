@@ -252,17 +252,27 @@ for target in db:5432 pg-1:5432 redis-1:6379 sentinel-1:26379 mariadb-1:3306; do
 done
 # The check can see a way out: Traefik has one (edge).
 check "traefik has a way out (edge), which the next check would see" refused app_traefik "awk 'NR > 1 && \$2 == \"00000000\" { found = 1 } END { exit found }' /proc/net/route"
-for svc in app_vote app_worker app_result app_socket-proxy redis_redis-1 redis_sentinel-1 redis_redis-master \
-  postgres_pg-1 postgres_db postgres_pg-haproxy wordpress_mariadb-1 wordpress_mariadb wordpress_wordpress; do
-  check "$svc has no way out of the swarm (internal networks only)" no_way_out "$svc"
-done
-shared_networks_internal() {
-  local net
-  for net in web_net stats_net redis pg_net pg_repl wp_db mariadb_galera-network app_docker_api; do
-    [ "$(docker network inspect --format '{{.Internal}}' "$net")" = true ] || { echo "    $net is not internal"; return 1; }
+check "socket-proxy has no way out of the swarm (docker_api is internal)" no_way_out app_socket-proxy
+networks_as_planned() {
+  local entry net want
+  for entry in web_net:true stats_net:true app_docker_api:true redis:false pg_net:false pg_repl:false wp_db:false mariadb_galera-network:false; do
+    net=${entry%%:*} want=${entry#*:}
+    [ "$(docker network inspect --format '{{.Internal}}' "$net")" = "$want" ] || { echo "    $net: internal is not $want"; return 1; }
   done
 }
-check "every shared network is internal" shared_networks_internal
+check "web_net, stats_net and docker_api are internal; the data tiers' networks are not" networks_as_planned
+# Why the data tiers' are not: on internal networks alone, Docker's DNS does
+# not answer for a name that is not there (moby/moby#43430), and a Sentinel
+# waited 1 s on each lookup of a dead node, entered TILT, and never replaced
+# a killed primary. How long such a lookup takes now (shown, not asserted:
+# the answer comes from the host's resolver):
+missing_name_ms() {
+  # shellcheck disable=SC2016 # expanded inside the container
+  docker exec "$(container_of "$1")" bash -c 's=$(date +%s%N); getent hosts no-such-node-here; echo $(( ($(date +%s%N) - s) / 1000000 ))' 2>/dev/null | tail -n 1
+}
+for svc in redis_sentinel-1 postgres_pg-1 wordpress_mariadb-1 app_vote; do
+  echo "    $svc: a name that is not there failed after $(missing_name_ms "$svc") ms"
+done
 published_ports() { # every service of the stacks that publishes a port on the host
   local svc
   for svc in $(docker service ls --format '{{.Name}}' | grep -E '^(app|redis|postgres|wordpress)_'); do
