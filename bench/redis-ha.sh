@@ -39,7 +39,7 @@ url=$(bench_prepare) || exit 1
 inspect() { docker service inspect --format "$2" "$1"; }
 vote_image=$(inspect app_vote '{{.Spec.TaskTemplate.ContainerSpec.Image}}')
 redis_image=$(inspect redis_redis-1 '{{.Spec.TaskTemplate.ContainerSpec.Image}}')
-secret=$(inspect app_vote '{{range .Spec.TaskTemplate.ContainerSpec.Secrets}}{{if eq .File.Name "redis_password"}}{{.SecretName}}{{end}}{{end}}')
+secret=$(inspect app_vote '{{range .Spec.TaskTemplate.ContainerSpec.Secrets}}{{if eq .File.Name "redis_vote_password"}}{{.SecretName}}{{end}}{{end}}')
 workers=$(inspect app_worker '{{.Spec.Mode.Replicated.Replicas}}')
 
 cleanup() {
@@ -48,7 +48,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# single_redis NAME FSYNC: a single Redis with AOF and appendfsync FSYNC.
+# single_redis NAME FSYNC: a single Redis with AOF and appendfsync FSYNC,
+# whose default user has vote's password.
 single_redis() {
   # shellcheck disable=SC2016 # expanded inside the container
   docker service create --detach=false --quiet --name "$1" --network redis --endpoint-mode dnsrr \
@@ -74,7 +75,7 @@ single_redis bench_redis everysec
 single_redis bench_redis_always always
 vote_on bench_vote vote-single.localhost bench_redis VOTE_MIN_REPLICAS=0
 vote_on bench_vote_always vote-always.localhost bench_redis_always VOTE_MIN_REPLICAS=0
-vote_on bench_vote_wait1 vote-wait1.localhost redis-master VOTE_MIN_REPLICAS=1
+vote_on bench_vote_wait1 vote-wait1.localhost redis-master VOTE_MIN_REPLICAS=1 REDIS_USERNAME=vote
 docker service scale --detach=false app_worker=0 >/dev/null 2>&1
 for host in vote-single.localhost vote-always.localhost vote-wait1.localhost; do
   for _ in $(seq 1 30); do

@@ -12,7 +12,7 @@ SECRETS_DIR="$SWARMVOTE_ROOT/.secrets"
 # name that is not there (moby/moby#43430), so each lookup of a dead node's
 # name took 1 s, and the Sentinels, blocked by them, entered TILT and never
 # replaced a killed primary (measured in the fault harness).
-NETWORKS=(web_net:internal stats_net:internal redis:routed pg_net:routed pg_repl:routed wp_db:routed mariadb_galera-network:routed)
+NETWORKS=(web_net:internal stats_net:internal redis:routed redis_repl:routed pg_net:routed pg_repl:routed wp_db:routed mariadb_galera-network:routed)
 DEPLOY_TIMEOUT=${DEPLOY_TIMEOUT:-600}
 
 log() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
@@ -477,7 +477,12 @@ wait_pg_primary() {
 
 deploy_redis() {
   log "redis stack"
-  ensure_secret REDIS_PASSWORD
+  local name
+  # The default user's (operators, the stack's own scripts), then one per
+  # Redis user (redis/redis.conf).
+  for name in REDIS_PASSWORD REDIS_REPLICA_PASSWORD REDIS_SENTINEL_PASSWORD REDIS_MONITOR_PASSWORD REDIS_VOTE_PASSWORD REDIS_WORKER_PASSWORD; do
+    ensure_secret "$name"
+  done
   ensure_stats_auth
   build_rust
   build_image redis "$SWARMVOTE_ROOT/redis/Dockerfile" "$SWARMVOTE_ROOT" --build-arg "BUILD_IMAGE=$BUILD_IMAGE"
@@ -609,7 +614,8 @@ build_rust() {
 
 deploy_app() {
   log "app stack"
-  ensure_secret REDIS_PASSWORD
+  ensure_secret REDIS_VOTE_PASSWORD
+  ensure_secret REDIS_WORKER_PASSWORD
   ensure_secret POSTGRESQL_PASSWORD
   ensure_secret POSTGRESQL_RESULT_PASSWORD
   ensure_secret VOTE_COOKIE_KEY

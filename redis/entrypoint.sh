@@ -5,8 +5,16 @@
 #   sentinel   a Sentinel
 #   proxy      HAProxy, routing to the one node that is the agreed primary
 #   health R   the container health check of role R (exit 0 or 1)
+# Secrets (files in REDIS_SECRETS, default /run/secrets), one per Redis user
+# (redis.conf says what each may do):
+#   redis_password           the default user's: node, sentinel
+#   redis_replica_password   node
+#   redis_sentinel_password  node, sentinel
+#   redis_monitor_password   node, sentinel, proxy (its checks log in with it)
+#   redis_vote_password      node, sentinel
+#   redis_worker_password    node
 # Settings (environment): NODE_NAME (this node's service name, for node and
-# sentinel), REDIS_PASSWORD_FILE (default /run/secrets/redis_password),
+# sentinel),
 # SENTINELS (default "sentinel-1 sentinel-2 sentinel-3"), MASTER_NAME
 # (default swarmvote), INITIAL_PRIMARY (default redis-1), BOOT_WAIT_S
 # (default 12: how long a node that held data and is named primary waits for
@@ -14,7 +22,8 @@
 set -euo pipefail
 
 readonly TEMPLATES=/etc/swarmvote
-readonly PASSWORD_FILE=${REDIS_PASSWORD_FILE:-/run/secrets/redis_password}
+readonly SECRETS=${REDIS_SECRETS:-/run/secrets}
+readonly PASSWORD_FILE=$SECRETS/redis_password
 read -r -a SENTINEL_HOSTS <<<"${SENTINELS:-sentinel-1 sentinel-2 sentinel-3}"
 readonly MASTER=${MASTER_NAME:-swarmvote}
 readonly INITIAL_PRIMARY=${INITIAL_PRIMARY:-redis-1}
@@ -23,16 +32,40 @@ readonly BOOT_WAIT_S=${BOOT_WAIT_S:-12}
 log() { printf '%s redis-entrypoint[%s]: %s\n' "$(date -u +%FT%TZ)" "${NODE_NAME:-$ROLE}" "$*" >&2; }
 die() { log "error: $*"; exit 2; }
 
-# Prints the password from the secret file, refusing one Redis cannot take
-# in a config file line.
+# Prints the password in secret $1 (default redis_password), refusing one
+# Redis cannot take in a config file line.
 read_password() {
-  [ -r "$PASSWORD_FILE" ] || die "the password secret $PASSWORD_FILE is missing or unreadable: give the service the redis_password secret"
-  local password
-  password=$(cat "$PASSWORD_FILE")
-  [ -n "$password" ] || die "the password secret $PASSWORD_FILE is empty"
+  local name=${1:-redis_password} password
+  local file=$SECRETS/$name
+  [ -r "$file" ] || die "the password secret $file is missing or unreadable: give the service the $name secret"
+  password=$(cat "$file")
+  [ -n "$password" ] || die "the password secret $file is empty"
   [[ "$password" =~ ^[[:graph:]]+$ && "$password" != *'"'* && "$password" != *\\* ]] \
-    || die "the password in $PASSWORD_FILE has spaces, quotes, backslashes or control characters: Redis config lines cannot hold it"
+    || die "the password in $file has spaces, quotes, backslashes or control characters: Redis config lines cannot hold it"
   printf '%s' "$password"
+}
+
+# Prints the SHA-256 of the password in secret $1, as an ACL user line takes
+# it (#HASH): no file of a node holds another user's password.
+password_hash() {
+  local password
+  password=$(read_password "$1")
+  printf '%s' "$password" | sha256sum | cut -d ' ' -f 1
+}
+
+# Reads the secrets role $1 (node or sentinel) needs into the variables
+# render uses.
+read_users() {
+  PASSWORD=$(read_password)
+  SENTINEL_PASSWORD=$(read_password redis_sentinel_password)
+  MONITOR_HASH=$(password_hash redis_monitor_password)
+  VOTE_HASH=$(password_hash redis_vote_password)
+  if [ "$1" = node ]; then
+    REPLICA_PASSWORD=$(read_password redis_replica_password)
+    REPLICA_HASH=$(password_hash redis_replica_password)
+    SENTINEL_HASH=$(password_hash redis_sentinel_password)
+    WORKER_HASH=$(password_hash redis_worker_password)
+  fi
 }
 
 # Checks that NODE_NAME is set and a plain host name.
@@ -44,7 +77,14 @@ require_node_name() {
 render() {
   local text
   text=$(<"$TEMPLATES/$1")
-  text=${text//@PASSWORD@/$PASSWORD}
+  text=${text//@PASSWORD@/${PASSWORD:-}}
+  text=${text//@REPLICA_PASSWORD@/${REPLICA_PASSWORD:-}}
+  text=${text//@SENTINEL_PASSWORD@/${SENTINEL_PASSWORD:-}}
+  text=${text//@REPLICA_HASH@/${REPLICA_HASH:-}}
+  text=${text//@SENTINEL_HASH@/${SENTINEL_HASH:-}}
+  text=${text//@MONITOR_HASH@/${MONITOR_HASH:-}}
+  text=${text//@VOTE_HASH@/${VOTE_HASH:-}}
+  text=${text//@WORKER_HASH@/${WORKER_HASH:-}}
   text=${text//@NODE_NAME@/${NODE_NAME:-}}
   text=${text//@MASTER@/$MASTER}
   text=${text//@PRIMARY@/$INITIAL_PRIMARY}
@@ -117,7 +157,7 @@ choose_upstream() {
 
 run_node() {
   require_node_name
-  PASSWORD=$(read_password)
+  read_users node
   local upstream conf=/data/redis.conf
   upstream=$(choose_upstream)
   [ -f "$conf" ] && log "replacing $conf from an earlier run: the Sentinels, not that file, decide the role"
@@ -132,27 +172,31 @@ run_node() {
   exec redis-server "$conf"
 }
 
-# Copies a Sentinel config from stdin to stdout with the current password,
-# this version's timings, and the settings of this version that an older
-# file lacks.
+# Copies a Sentinel config from stdin to stdout with the current passwords
+# and users, this version's timings, and the settings of this version that
+# an older file lacks. (Sentinel saves its users as user lines, the
+# default one too: they are dropped, requirepass sets that one.)
 refresh_passwords() {
-  local line script="" timing
+  local line script="" fresh
+  fresh=$(render sentinel.conf)
   while IFS= read -r line; do
     case "$line" in
       "requirepass "*) line="requirepass \"$PASSWORD\"" ;;
-      "sentinel auth-pass $MASTER "*) line="sentinel auth-pass $MASTER \"$PASSWORD\"" ;;
-      "sentinel down-after-milliseconds $MASTER "* | "sentinel failover-timeout $MASTER "*)
-        timing=$(render sentinel.conf | grep -m 1 "^${line% *} ") && line=$timing ;;
+      # This version's users, and how it logs in to the nodes, follow.
+      "user "* | "sentinel auth-user $MASTER "*) continue ;;
+      "sentinel auth-pass $MASTER "* | "sentinel down-after-milliseconds $MASTER "* | "sentinel failover-timeout $MASTER "*)
+        line=$(grep -m 1 "^${line% *} " <<<"$fresh") ;;
       "sentinel client-reconfig-script $MASTER "*) script=1 ;;
     esac
     printf '%s\n' "$line"
   done
+  grep -E "^(user |sentinel auth-user $MASTER )" <<<"$fresh"
   [ -n "$script" ] || printf 'sentinel client-reconfig-script %s /usr/local/bin/redis-demote-old-primary\n' "$MASTER"
 }
 
 run_sentinel() {
   require_node_name
-  PASSWORD=$(read_password)
+  read_users sentinel
   local conf=/data/sentinel.conf
   if [ -s "$conf" ] && grep -q "^sentinel monitor $MASTER " "$conf"; then
     log "keeping the Sentinel state in $conf; refreshing its passwords"
@@ -298,13 +342,14 @@ tune_sentinel() {
   log "could not shorten Sentinel's TILT period: a stall may delay failovers by 30 s"
 }
 
-# HAProxy's checks log in with the password, which haproxy.cfg holds
-# hex-encoded (no quoting can break it); the rendered file is readable only
-# by this user.
+# HAProxy's checks log in as the monitor user (PING and INFO on the nodes,
+# the primary's address from the Sentinels), whose password haproxy.cfg
+# holds hex-encoded (no quoting can break it); the rendered file is
+# readable only by this user. The proxy has no other Redis password.
 run_proxy() {
-  PASSWORD=$(read_password)
-  local conf=/tmp/haproxy.cfg auth_hex
-  auth_hex=$(printf 'AUTH %s\r\n' "$PASSWORD" | od -An -v -tx1 | tr -d ' \n')
+  local conf=/tmp/haproxy.cfg auth_hex password
+  password=$(read_password redis_monitor_password)
+  auth_hex=$(printf 'AUTH monitor %s\r\n' "$password" | od -An -v -tx1 | tr -d ' \n')
   (umask 077 && render haproxy.cfg | sed "s/@AUTH_HEX@/$auth_hex/g" >"$conf")
   # Clients' port only on their network (LISTEN_SUBNET), not on stats_net.
   exec listen-address exec haproxy -W -db -f "$conf"

@@ -97,7 +97,7 @@ app_stack_config() {
     source lib/deploy.sh
     export ACME_EMAIL=$1 DOMAIN=example.org
     set_defaults
-    export TRAEFIK_IMAGE=t VOTE_IMAGE=v WORKER_IMAGE=w RESULT_IMAGE=r TRAEFIK_DYNAMIC_HASH=h REDIS_PASSWORD_SECRET=s \
+    export TRAEFIK_IMAGE=t VOTE_IMAGE=v WORKER_IMAGE=w RESULT_IMAGE=r TRAEFIK_DYNAMIC_HASH=h REDIS_VOTE_PASSWORD_SECRET=s REDIS_WORKER_PASSWORD_SECRET=s \
       POSTGRESQL_PASSWORD_SECRET=s POSTGRESQL_RESULT_PASSWORD_SECRET=s TLS_CERT_SECRET=s TLS_KEY_SECRET=s \
       VOTE_COOKIE_KEY_SECRET=s SOCKET_PROXY_IMAGE=p
     mapfile -t files < <(app_compose_files)
@@ -228,6 +228,9 @@ bound_elsewhere() { refused "$1" "getent hosts $2 || exit 99; exec 3<>/dev/tcp/$
 # no_way_out SERVICE: the container has no default route (only internal networks).
 no_way_out() { refused "$1" "awk 'NR > 1 && \$2 == \"00000000\" { found = 1 } END { exit !found }' /proc/net/route"; }
 check "vote reaches Redis" reaches app_vote redis-master 6379
+check "vote reaches the Sentinels, whose word it acknowledges by" reaches app_vote sentinel-1 26379
+check "vote cannot reach a Redis node, only the proxy" unreachable app_vote redis-1 6379
+check "worker cannot reach a Redis node, only the proxy" unreachable app_worker redis-2 6379
 check "vote cannot reach PostgreSQL" unreachable app_vote db 5432
 check "vote cannot reach the Galera cluster" unreachable app_vote mariadb 3306
 check "result reaches PostgreSQL" reaches app_result db 5432
@@ -255,7 +258,7 @@ check "traefik has a way out (edge), which the next check would see" refused app
 check "socket-proxy has no way out of the swarm (docker_api is internal)" no_way_out app_socket-proxy
 networks_as_planned() {
   local entry net want
-  for entry in web_net:true stats_net:true app_docker_api:true redis:false pg_net:false pg_repl:false wp_db:false mariadb_galera-network:false; do
+  for entry in web_net:true stats_net:true app_docker_api:true redis:false redis_repl:false pg_net:false pg_repl:false wp_db:false mariadb_galera-network:false; do
     net=${entry%%:*} want=${entry#*:}
     [ "$(docker network inspect --format '{{.Internal}}' "$net")" = "$want" ] || { echo "    $net: internal is not $want"; return 1; }
   done
@@ -312,6 +315,61 @@ check "postgres cannot log in from the apps' network" denied pg_net postgres 'SE
 check "repmgr cannot log in from the apps' network" denied pg_net repmgr 'SELECT 1' 'no pool_hba.conf entry'
 # The refusals above are the network's doing, not a wrong password:
 check "postgres logs in from the stack's own network" psql_as pg_repl postgres 'SELECT 1'
+
+echo "deploy: least privilege in Redis"
+# redis_as USER ARGS...: redis-cli ARGS as Redis user USER ("default" is
+# the admin), run in a node's container (which holds every user's
+# password, to define them), against the primary unless ARGS give -h. Its
+# answer goes to REDIS_OUT; fails on an error reply.
+REDIS_OUT=$ARTIFACTS/redis-as.log
+redis_as() {
+  local user=$1 file=redis_${1}_password
+  shift
+  [ "$user" = default ] && file=redis_password
+  # shellcheck disable=SC2016 # expanded inside the container
+  docker exec "$(container_of redis_redis-1)" bash -c \
+    'REDISCLI_AUTH=$(cat "/run/secrets/$1") exec redis-cli --no-auth-warning --user "$2" -h "$3" "${@:4}"' \
+    _ "$file" "$user" "$REDIS_PRIMARY" "$@" >"$REDIS_OUT" 2>&1 || true
+  cat "$REDIS_OUT" >>"$ARTIFACTS/redis-as-all.log"
+  ! grep -qE '^(\(error\) )?(NOPERM|WRONGPASS|NOAUTH|ERR)' "$REDIS_OUT"
+}
+# redis_denied USER ARGS...: refused, for want of the permission.
+redis_denied() { ! redis_as "$@" && grep -q NOPERM "$REDIS_OUT"; }
+# ACL DRYRUN, as the admin: whether USER may run a command, without running
+# it (XADD would queue a vote; DEBUG is off for everyone).
+may() { redis_as default ACL DRYRUN "$@" && grep -qx OK "$REDIS_OUT"; }
+REDIS_PRIMARY=$(docker exec "$(container_of redis_sentinel-1)" bash -c \
+  'REDISCLI_AUTH=$(cat /run/secrets/redis_password) redis-cli --no-auth-warning -p 26379 SENTINEL get-master-addr-by-name swarmvote' | head -n 1 | tr -d '\r')
+check "vote may queue a vote" may vote XADD votes '*' voter_id x vote a
+check "...confirm it (WAIT) and tell the node (INFO)" redis_as vote WAIT 0 0
+check "...look up a voter from before signing" redis_as vote SISMEMBER voters:legacy nobody
+for cmd in "FLUSHALL" "CONFIG GET requirepass" "KEYS *" "XRANGE votes - +" "GET voters:legacy:loaded" "SET voters:legacy:loaded 1" "SCRIPT FLUSH"; do
+  # shellcheck disable=SC2086 # the command's words
+  check "vote cannot $cmd" redis_denied vote $cmd
+done
+no_debug() { ! may vote DEBUG SLEEP 0 && grep -q 'no permissions' "$REDIS_OUT"; }
+check "vote cannot DEBUG" no_debug
+check "the admin may DEBUG (the check above can pass)" may default DEBUG SLEEP 0
+check "worker reads the queue" redis_as worker XLEN votes
+for cmd in "FLUSHALL" "CONFIG SET maxmemory 1" "KEYS *" "GET anything" "DEL votes"; do
+  # shellcheck disable=SC2086 # the command's words
+  check "worker cannot $cmd" redis_denied worker $cmd
+done
+check "HAProxy's checks may ask INFO" redis_as monitor INFO replication
+check "...and read no key" redis_denied monitor XLEN votes
+check "replicas may not read a key" redis_denied replica XLEN votes
+check "Sentinels may read the role" redis_as sentinel ROLE
+check "...and no key" redis_denied sentinel XLEN votes
+check "vote asks a Sentinel for the primary" redis_as vote -h sentinel-1 -p 26379 SENTINEL master swarmvote
+check "...and cannot make it fail over" redis_denied vote -h sentinel-1 -p 26379 SENTINEL FAILOVER swarmvote
+check "...nor change what it watches" redis_denied vote -h sentinel-1 -p 26379 SENTINEL SET swarmvote quorum 1
+check "HAProxy's checks ask a Sentinel only for the primary's address" redis_as monitor -h sentinel-1 -p 26379 SENTINEL get-master-addr-by-name swarmvote
+check "...not for more" redis_denied monitor -h sentinel-1 -p 26379 SENTINEL master swarmvote
+wrong_password() { ! redis_as vote AUTH vote wrong-password && grep -q WRONGPASS "$REDIS_OUT"; }
+check "a wrong password is refused" wrong_password
+check "the Redis proxy holds no Redis password but its checks'" \
+  refused redis_redis-master 'ls /run/secrets | grep -vx redis_monitor_password'
+check "vote holds only its own Redis password" refused app_vote 'ls /run/secrets | grep -v -e redis_vote_password -e vote_cookie_key'
 
 echo "deploy: containers (SECURITY.md, Containers)"
 # Services that start as root to stage their secrets and hand the data

@@ -108,21 +108,30 @@ deaf_proxy() {
 # Wrong and missing passwords, a node that cannot be resolved, stale config,
 # a rogue primary, an HAProxy deaf to the Sentinels.
 bad_input() {
-  local image secret p replica
+  local image secrets name p replica
   echo "redis: bad input"
   image=$(docker service inspect --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}' redis_redis-1)
-  secret=$(mktemp)
-  printf 'not-the-password' >"$secret"
-  chmod 0644 "$secret"
-  docker run -d --name swarmvote-test-wrongpass --network redis -e NODE_NAME=redis-x \
-    -v "$secret:/run/secrets/redis_password:ro" "$image" node >/dev/null
+  # Every secret a node mounts, none of them the stack's.
+  secrets=$(mktemp -d)
+  for name in redis_password redis_replica_password redis_sentinel_password redis_monitor_password redis_vote_password redis_worker_password; do
+    printf 'not-the-password' >"$secrets/$name"
+  done
+  chmod 0755 "$secrets" && chmod 0644 "$secrets"/*
+  docker run -d --name swarmvote-test-wrongpass --network redis_repl -e NODE_NAME=redis-x \
+    -v "$secrets:/run/secrets:ro" "$image" node >/dev/null
   check "a node with the wrong password says the Sentinels refused it" \
     bash -c "for _ in \$(seq 1 20); do docker logs swarmvote-test-wrongpass 2>&1 | grep -q 'refused the password' && exit 0; sleep 0.5; done; exit 1"
   check "the cluster keeps serving votes meanwhile" votes_work
   docker rm -f swarmvote-test-wrongpass >/dev/null
-  rm -f "$secret"
+  rm "$secrets/redis_vote_password"
+  check "a node without one of its users' secrets exits naming it" \
+    bash -c "docker run --rm --network redis_repl -e NODE_NAME=redis-x -v '$secrets:/run/secrets:ro' '$image' node 2>&1 | grep -q 'password secret /run/secrets/redis_vote_password is missing'"
+  printf 'two words' >"$secrets/redis_vote_password"
+  check "a node whose user's password Redis cannot hold exits saying why" \
+    bash -c "docker run --rm --network redis_repl -e NODE_NAME=redis-x -v '$secrets:/run/secrets:ro' '$image' node 2>&1 | grep -q 'redis_vote_password has spaces'"
+  rm -rf "$secrets"
   check "a node without its password secret exits with a clear message" \
-    bash -c "docker run --rm --network redis -e NODE_NAME=redis-x '$image' node 2>&1 | grep -q 'password secret /run/secrets/redis_password is missing'"
+    bash -c "docker run --rm --network redis_repl -e NODE_NAME=redis-x '$image' node 2>&1 | grep -q 'password secret /run/secrets/redis_password is missing'"
 
   p=$(primary)
   replica=$(sentinel_cli -h "$p" INFO replication | sed -nE 's/^slave0:ip=([^,]+),.*/\1/p')

@@ -43,11 +43,12 @@ wait_whole() {
 }
 
 # Runs a bash script in a running container of the redis stack (a Sentinel,
-# else a proxy) with REDISCLI_AUTH set; "$@" are the script's arguments.
+# else a node: the proxies hold no password but their checks') with
+# REDISCLI_AUTH set; "$@" are the script's arguments.
 in_redis_stack() {
   local script=$1 id s
   shift
-  for s in redis_sentinel-1 redis_sentinel-2 redis_sentinel-3 redis_redis-master; do
+  for s in redis_sentinel-1 redis_sentinel-2 redis_sentinel-3 redis_redis-1 redis_redis-2 redis_redis-3; do
     id=$(container_of "$s")
     [ -n "$id" ] && break
   done

@@ -18,18 +18,22 @@ pub struct RedisConfig {
     /// of whichever node is primary).
     pub host: String,
     pub port: u16,
-    /// `requirepass` of the nodes; empty when Redis has no password.
+    /// The ACL user to log in as; empty for Redis's `default` user.
+    pub username: String,
+    /// That user's password; empty when Redis has no password.
     pub password: Secret,
     /// Longest wait for a TCP connection and the AUTH handshake.
     pub connect_timeout: Duration,
 }
 
 impl RedisConfig {
-    /// Reads `REDIS_HOST`, `REDIS_PORT`, `REDIS_PASSWORD` / `REDIS_PASSWORD_FILE`.
+    /// Reads `REDIS_HOST`, `REDIS_PORT`, `REDIS_USERNAME`, `REDIS_PASSWORD` /
+    /// `REDIS_PASSWORD_FILE`.
     pub fn from_env(env: &mut Env) -> Self {
         Self {
             host: env.string("REDIS_HOST", "redis-master"),
             port: env.parse("REDIS_PORT", 6379, "a TCP port number"),
+            username: env.string("REDIS_USERNAME", ""),
             password: env.secret("REDIS_PASSWORD", false),
             connect_timeout: Duration::from_millis(env.int_in(
                 "REDIS_CONNECT_TIMEOUT_MS",
@@ -41,7 +45,12 @@ impl RedisConfig {
 
     pub fn connection_info(&self) -> redis::RedisResult<ConnectionInfo> {
         let info = ConnectionAddr::Tcp(self.host.clone(), self.port).into_connection_info()?;
-        let mut settings = info.redis_settings().clone();
+        // No CLIENT SETINFO: Redis 7.0 has no such command, and each ACL
+        // user may run only what it needs.
+        let mut settings = info.redis_settings().clone().set_skip_set_lib_name();
+        if !self.username.is_empty() {
+            settings = settings.set_username(&self.username);
+        }
         if !self.password.expose().is_empty() {
             settings = settings.set_password(self.password.expose());
         }

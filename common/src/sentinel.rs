@@ -57,6 +57,9 @@ pub struct SentinelReport {
     /// The epoch of the failover that made this its primary (`config-epoch`):
     /// a Sentinel adopts another's view only from a higher one.
     pub config_epoch: u64,
+    /// The primary's `run_id`, as the Sentinel last read it from the node's
+    /// `INFO` (empty until it has: just after a failover).
+    pub primary_run_id: String,
 }
 
 /// One replica as a Sentinel sees it.
@@ -64,6 +67,8 @@ pub struct SentinelReport {
 pub struct ReplicaReport {
     pub name: String,
     pub flags: Vec<String>,
+    /// Its `run_id` (empty until the Sentinel has read it).
+    pub run_id: String,
 }
 
 impl ReplicaReport {
@@ -78,8 +83,12 @@ impl ReplicaReport {
 /// What the node a vote was written to says of itself (`INFO replication`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NodeReport {
-    /// Its announced name (`replica-announce-ip`).
+    /// Its announced name (`replica-announce-ip`), as [`name_of`] finds it
+    /// from its `run_id`; empty when unknown.
     pub name: String,
+    /// The `run_id` of its process (`INFO server`): how a client that
+    /// reaches it through a proxy tells which node it is.
+    pub run_id: String,
     /// `role:master`.
     pub is_primary: bool,
     /// Its replicas: name, seconds since each last acknowledged (`lag`),
@@ -301,22 +310,89 @@ pub fn sentinel_report(
             .get("config-epoch")
             .and_then(|e| e.parse().ok())
             .unwrap_or(0),
+        primary_run_id: master.get("runid").cloned().unwrap_or_default(),
         replicas: replicas
             .iter()
             .filter_map(|r| {
                 Some(ReplicaReport {
                     name: r.get("ip")?.clone(),
                     flags: flags(r),
+                    run_id: r.get("runid").cloned().unwrap_or_default(),
                 })
             })
             .collect(),
     })
 }
 
-/// Reads `INFO replication` of the node called `name`.
+/// The `run_id` in a node's `INFO server`.
+pub fn run_id(info: &str) -> Option<&str> {
+    info.lines()
+        .find_map(|l| l.trim().strip_prefix("run_id:"))
+        .filter(|id| !id.is_empty())
+}
+
+/// The name of the node whose process has `run_id`, as the answering
+/// Sentinels know it (as the primary or a replica). `None` when no Sentinel
+/// has read that `run_id` yet (a node just promoted or restarted), or when
+/// two names claim it.
+///
+/// A `run_id` is drawn at random when a process starts, and a Sentinel
+/// learns it from the `INFO` of the node it reaches by that name, so a
+/// match is that node: this is how vote tells which node its connection
+/// through HAProxy reached without the right to read the node's
+/// configuration, and without a route to the node itself.
+pub fn name_of<'a>(sentinels: &'a [Option<SentinelReport>], run_id: &str) -> Option<&'a str> {
+    if run_id.is_empty() {
+        return None;
+    }
+    let names: BTreeSet<&str> = sentinels
+        .iter()
+        .flatten()
+        .flat_map(|s| {
+            let primary = (s.primary_run_id == run_id).then_some(s.primary.as_str());
+            let replicas = s
+                .replicas
+                .iter()
+                .filter(|r| r.run_id == run_id)
+                .map(|r| r.name.as_str());
+            primary.into_iter().chain(replicas)
+        })
+        .collect();
+    let mut names = names.into_iter();
+    match (names.next(), names.next()) {
+        (Some(name), None) => Some(name),
+        _ => None,
+    }
+}
+
+/// Whether the process with `run_id` is known not to be the primary a
+/// majority names: the Sentinels naming it have read its `run_id` and it
+/// is another, or they know `run_id` under another name. Votes written
+/// there can never be acknowledged, so they are refused at once instead of
+/// waiting for a newer word. Unknown is not elsewhere: just after a
+/// failover the Sentinels have not read the new primary's `run_id` yet.
+pub fn elsewhere(sentinels: &[Option<SentinelReport>], run_id: &str) -> bool {
+    let Some(named) = named_by_majority(sentinels) else {
+        return false;
+    };
+    let named_ids: BTreeSet<&str> = sentinels
+        .iter()
+        .flatten()
+        .filter(|s| s.primary == named && !s.primary_run_id.is_empty())
+        .map(|s| s.primary_run_id.as_str())
+        .collect();
+    if named_ids.len() == 1 {
+        return !named_ids.contains(run_id);
+    }
+    name_of(sentinels, run_id).is_some_and(|name| name != named)
+}
+
+/// Reads `INFO server` (for the `run_id`) and `INFO replication` of the
+/// node called `name`.
 pub fn node_report(name: &str, info: &str) -> NodeReport {
     let mut report = NodeReport {
         name: name.to_owned(),
+        run_id: run_id(info).unwrap_or_default().to_owned(),
         ..NodeReport::default()
     };
     for line in info.lines().map(str::trim) {
@@ -354,11 +430,13 @@ mod tests {
             primary: primary.to_owned(),
             primary_flags: flags.split(',').map(str::to_owned).collect(),
             config_epoch: 1,
+            primary_run_id: format!("id-{primary}"),
             replicas: replicas
                 .iter()
                 .map(|(n, f)| ReplicaReport {
                     name: (*n).to_owned(),
                     flags: f.split(',').map(str::to_owned).collect(),
+                    run_id: format!("id-{n}"),
                 })
                 .collect(),
         })
@@ -367,6 +445,7 @@ mod tests {
     fn node(name: &str, links: &[(&str, u64)]) -> NodeReport {
         NodeReport {
             name: name.to_owned(),
+            run_id: format!("id-{name}"),
             is_primary: true,
             links: links
                 .iter()
@@ -580,9 +659,9 @@ mod tests {
                 "a node that says it is a replica",
                 all("redis-1", "master", HEALTHY),
                 NodeReport {
-                    name: "redis-1".into(),
                     is_primary: false,
                     links: vec![],
+                    ..full.clone()
                 },
                 None,
             ),
@@ -750,6 +829,73 @@ mod tests {
     }
 
     #[test]
+    fn a_run_id_names_its_node() {
+        let seen = all("redis-1", "master", HEALTHY);
+        let rows: &[(&str, Option<&str>)] = &[
+            ("id-redis-1", Some("redis-1")),
+            ("id-redis-3", Some("redis-3")),
+            ("id-unheard", None),
+            ("", None),
+        ];
+        for (id, want) in rows {
+            assert_eq!(name_of(&seen, id), *want, "{id}");
+        }
+        // Known to one Sentinel only (the others have not read it yet).
+        let mut one = all("redis-1", "master", HEALTHY);
+        for s in one.iter_mut().skip(1).flatten() {
+            s.primary_run_id.clear();
+        }
+        assert_eq!(name_of(&one, "id-redis-1"), Some("redis-1"));
+        // Claimed by two names: trusted for neither.
+        let mut twice = all("redis-1", "master", HEALTHY);
+        if let Some(s) = twice[2].as_mut() {
+            s.replicas[0].run_id = "id-redis-1".into();
+        }
+        assert_eq!(name_of(&twice, "id-redis-1"), None);
+        assert_eq!(name_of(&[None, None, None], "id-redis-1"), None);
+    }
+
+    #[test]
+    fn a_run_id_is_elsewhere_only_when_known_to_be() {
+        let seen = all(
+            "redis-2",
+            "master",
+            &[("redis-1", "slave"), ("redis-3", "slave")],
+        );
+        // (what the connection reached, the named primary's id as the
+        // Sentinels read it, elsewhere?)
+        let rows: &[(&str, &str, bool)] = &[
+            ("id-redis-2", "id-redis-2", false),
+            ("the old primary, known as a replica", "id-redis-2", true),
+            ("id-redis-1", "id-redis-2", true),
+            ("a process nobody has read", "id-redis-2", true),
+            // Just promoted: its id not read yet; only a known other name
+            // is elsewhere.
+            ("id-redis-1", "", true),
+            ("a process nobody has read", "", false),
+            ("id-redis-2", "", false),
+        ];
+        for (reached, named_id, want) in rows {
+            let mut seen = seen.clone();
+            for s in seen.iter_mut().flatten() {
+                s.primary_run_id = (*named_id).to_owned();
+            }
+            let reached = match *reached {
+                "the old primary, known as a replica" => "id-redis-1",
+                other => other,
+            };
+            assert_eq!(elsewhere(&seen, reached), *want, "{reached} / {named_id:?}");
+        }
+        // No majority names anyone: nothing is known to be elsewhere.
+        let split = vec![
+            sentinel("redis-1", "master", HEALTHY),
+            sentinel("redis-2", "master", HEALTHY),
+            None,
+        ];
+        assert!(!elsewhere(&split, "id-redis-3"));
+    }
+
+    #[test]
     fn reads_sentinel_answers() {
         let pairs = |kv: &[(&str, &str)]| -> HashMap<String, String> {
             kv.iter()
@@ -761,27 +907,34 @@ mod tests {
             ("ip", "redis-1"),
             ("flags", "master,s_down"),
             ("config-epoch", "4"),
+            ("runid", "abc1"),
         ]);
         let replicas = vec![
-            pairs(&[("ip", "redis-2"), ("flags", "slave")]),
+            pairs(&[("ip", "redis-2"), ("flags", "slave"), ("runid", "abc2")]),
             pairs(&[("name", "no ip field")]),
         ];
         let report = sentinel_report(&master, &replicas).expect("has an ip");
         assert_eq!(report.primary, "redis-1");
         assert_eq!(report.primary_flags, ["master", "s_down"]);
         assert_eq!(report.replicas.len(), 1);
+        assert_eq!(report.replicas[0].run_id, "abc2");
+        assert_eq!(report.primary_run_id, "abc1");
         assert_eq!(report.config_epoch, 4);
         assert!(sentinel_report(&pairs(&[("flags", "master")]), &[]).is_none());
     }
 
     #[test]
     fn reads_info_replication() {
-        let info = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\n\
+        let info = "# Server\r\nredis_version:7.0.15\r\nrun_id:f00d\r\n\r\n\
+                    # Replication\r\nrole:master\r\nconnected_slaves:2\r\n\
                     slave0:ip=redis-2,port=6379,state=online,offset=10,lag=0\r\n\
                     slave1:ip=redis-3,port=6379,state=send_bulk,offset=9,lag=7\r\n\
                     slave_read_only:1\r\nmaster_replid:abc\r\n";
         let r = node_report("redis-1", info);
         assert!(r.is_primary);
+        assert_eq!(r.run_id, "f00d");
+        assert_eq!(run_id(info), Some("f00d"));
+        assert_eq!(run_id("run_id:\r\n"), None);
         let links: Vec<_> = r
             .links
             .iter()

@@ -106,6 +106,7 @@ impl RedisServer {
         RedisConfig {
             host: self.host.clone(),
             port: self.port,
+            username: String::new(),
             password: common::config::Secret::new(""),
             connect_timeout: Duration::from_secs(2),
         }

@@ -75,10 +75,11 @@ impl RecordError {
 struct Current {
     generation: u64,
     conn: MultiplexedConnection,
-    /// The node this connection reached (`replica-announce-ip`), asked once
-    /// at connect when Sentinels are configured: HAProxy keeps a TCP
-    /// connection on one node for its whole life.
-    node: Option<String>,
+    /// The `run_id` of the node process this connection reached, asked
+    /// once at connect when Sentinels are configured (HAProxy keeps a TCP
+    /// connection on one node for its whole life). The Sentinels' word says
+    /// which node that is ([`sentinel::name_of`]).
+    run_id: Option<String>,
 }
 
 /// State of connecting, guarded by an async lock so that one request
@@ -284,19 +285,19 @@ impl Recorder {
         }
         let connected = match self.redis.connect(self.response_timeout).await {
             Ok(mut conn) if self.sentinels => {
-                node_name(&mut conn).await.map(|name| (conn, Some(name)))
+                node_run_id(&mut conn).await.map(|id| (conn, Some(id)))
             }
             Ok(conn) => Ok((conn, None)),
             Err(e) => Err(e),
         };
         match connected {
-            Ok((conn, node)) => {
+            Ok((conn, run_id)) => {
                 connecting.generation += 1;
                 connecting.last_failure = None;
                 let current = Current {
                     generation: connecting.generation,
                     conn,
-                    node,
+                    run_id,
                 };
                 *self.slot() = Some(current.clone());
                 Ok(current)
@@ -328,15 +329,11 @@ impl Recorder {
     }
 }
 
-/// The name the node behind `conn` announces to its primary and the
-/// Sentinels (`replica-announce-ip`).
-async fn node_name(conn: &mut MultiplexedConnection) -> redis::RedisResult<String> {
-    let pair: Vec<String> = redis::cmd("CONFIG")
-        .arg("GET")
-        .arg("replica-announce-ip")
-        .query_async(conn)
-        .await?;
-    Ok(pair.get(1).cloned().unwrap_or_default())
+/// The `run_id` of the node process behind `conn` (`INFO server`: vote's
+/// Redis user may not read the configuration).
+async fn node_run_id(conn: &mut MultiplexedConnection) -> redis::RedisResult<String> {
+    let info: String = redis::cmd("INFO").arg("server").query_async(conn).await?;
+    Ok(sentinel::run_id(&info).unwrap_or_default().to_owned())
 }
 
 /// How full the primary's memory is (`INFO memory`).
@@ -460,14 +457,16 @@ impl Replication {
     }
 
     /// Whether a fresh word has a majority of the Sentinels naming a node
-    /// other than the one `current` writes to.
+    /// known not to be the one `current` writes to.
     fn named_elsewhere(&self, current: &Current) -> bool {
         let Some(observations) = &self.observations else {
             return false;
         };
         fresh(observations).is_some_and(|seen| {
-            sentinel::named_by_majority(&seen.sentinels)
-                .is_some_and(|named| Some(named) != current.node.as_deref())
+            sentinel::elsewhere(
+                &seen.sentinels,
+                current.run_id.as_deref().unwrap_or_default(),
+            )
         })
     }
 
@@ -485,16 +484,21 @@ impl Replication {
                 MAX_AGE.as_millis()
             ));
         };
-        // What the named primary told the watch, if this connection is on
-        // it; otherwise only the name, which the rule refuses.
+        // What the node told the watch, if this connection is on the node
+        // the watch reached; otherwise only its name, which the rule
+        // refuses.
+        let run_id = current.run_id.as_deref().unwrap_or_default();
         let unknown = sentinel::NodeReport {
-            name: current.node.clone().unwrap_or_default(),
+            name: sentinel::name_of(&seen.sentinels, run_id)
+                .unwrap_or_default()
+                .to_owned(),
+            run_id: run_id.to_owned(),
             ..sentinel::NodeReport::default()
         };
         let node = seen
             .primary
             .as_ref()
-            .filter(|p| p.name == unknown.name)
+            .filter(|p| !run_id.is_empty() && p.run_id == run_id)
             .unwrap_or(&unknown);
         sentinel::decide(&seen.sentinels, node, self.min_replicas)
     }

@@ -2,10 +2,13 @@
 //! rule in [`common::sentinel`].
 //!
 //! Every [`POLL_INTERVAL`] each Sentinel is asked for the primary and its
-//! replicas, and the primary a majority names for its `INFO replication`,
-//! all at once, each on its own connection with a short timeout. The latest
-//! [`Observation`] is published on a watch channel; the recorder reads it
-//! when it decides, so deciding costs no round trip.
+//! replicas, and the node that `REDIS_HOST` (HAProxy) reaches for its
+//! `INFO server` and `INFO replication`, all at once, each on its own
+//! connection with a short timeout. The latest [`Observation`] is
+//! published on a watch channel; the recorder reads it when it decides, so
+//! deciding costs no round trip. vote never connects to a Redis node by its
+//! own name: the node's `run_id` tells which node the proxy reached
+//! ([`sentinel::name_of`]), so vote needs no route to the nodes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -46,7 +49,8 @@ pub struct Observation {
     pub at: Instant,
     /// One entry per configured Sentinel; `None` when it did not answer.
     pub sentinels: Vec<Option<SentinelReport>>,
-    /// `INFO replication` of the node a majority names, when it answered.
+    /// What the node the proxy reaches said (`INFO server` and
+    /// `INFO replication`), named by its `run_id`, when it answered.
     pub primary: Option<NodeReport>,
 }
 
@@ -63,6 +67,7 @@ pub fn watch(
             config,
             redis,
             connections: HashMap::new(),
+            proxy: None,
         };
         while !shutdown.is_triggered() {
             let observation = poller.observe().await;
@@ -81,9 +86,12 @@ pub fn watch(
 struct Poller {
     config: SentinelConfig,
     redis: RedisConfig,
-    /// Open connections by `host:port`; dropped on any error, so the next
-    /// poll resolves the name again.
+    /// Open connections to the Sentinels by `host:port`; dropped on any
+    /// error, so the next poll resolves the name again.
     connections: HashMap<String, MultiplexedConnection>,
+    /// The connection through the proxy; dropped on any error and whenever
+    /// the node it reached is not the primary a majority names.
+    proxy: Option<MultiplexedConnection>,
 }
 
 impl Poller {
@@ -122,9 +130,25 @@ impl Poller {
                     .await;
                     (key, result)
                 }
-            });
+            })
+            .collect::<Vec<_>>();
+        let proxy = self.proxy.take();
+        let redis = self.redis.clone();
+        let via_proxy = tokio::time::timeout(ANSWER_TIMEOUT, async move {
+            let mut conn = match proxy {
+                Some(c) => c,
+                None => connect(&redis, &redis.host, redis.port).await?,
+            };
+            let info: String = redis::cmd("INFO")
+                .arg("server")
+                .arg("replication")
+                .query_async(&mut conn)
+                .await?;
+            Ok::<_, redis::RedisError>((conn, info))
+        });
+        let (answers, proxied) = tokio::join!(join_all(asks), via_proxy);
         let mut sentinels = Vec::new();
-        for (key, result) in join_all(asks).await {
+        for (key, result) in answers {
             match result {
                 Ok(Ok((conn, master, replicas))) => {
                     self.connections.insert(key, conn);
@@ -136,43 +160,23 @@ impl Poller {
                 }
             }
         }
-        let primary = match sentinel::named_by_majority(&sentinels) {
-            Some(name) => self.node_report(name.to_owned()).await,
-            None => None,
+        let primary = match proxied {
+            Ok(Ok((conn, info))) => {
+                let id = sentinel::run_id(&info).unwrap_or_default();
+                let name = sentinel::name_of(&sentinels, id).unwrap_or_default();
+                // HAProxy keeps a connection on one node: once that is not
+                // the named primary, the next poll asks through a new one.
+                if sentinel::named_by_majority(&sentinels) == Some(name) {
+                    self.proxy = Some(conn);
+                }
+                Some(sentinel::node_report(name, &info))
+            }
+            _ => None,
         };
         Observation {
             at,
             sentinels,
             primary,
-        }
-    }
-
-    /// `INFO replication` of node `name`, asked directly.
-    async fn node_report(&mut self, name: String) -> Option<NodeReport> {
-        let port = self.redis.port;
-        let key = format!("{name}:{port}");
-        let conn = self.connections.get(&key).cloned();
-        let result = tokio::time::timeout(ANSWER_TIMEOUT, async {
-            let mut conn = match conn {
-                Some(c) => c,
-                None => connect(&self.redis, &name, port).await?,
-            };
-            let info: String = redis::cmd("INFO")
-                .arg("replication")
-                .query_async(&mut conn)
-                .await?;
-            Ok::<_, redis::RedisError>((conn, info))
-        })
-        .await;
-        match result {
-            Ok(Ok((conn, info))) => {
-                self.connections.insert(key, conn);
-                Some(sentinel::node_report(&name, &info))
-            }
-            _ => {
-                self.connections.remove(&key);
-                None
-            }
         }
     }
 }
