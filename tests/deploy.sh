@@ -250,6 +250,8 @@ check "traefik reaches the Redis proxy's stats page" reaches app_traefik redis-m
 for target in redis-master:6379 pg-haproxy:5432 pg-haproxy:5433 mariadb:3306; do
   check "traefik cannot reach ${target%:*}'s database port ${target#*:}" bound_elsewhere app_traefik "${target%:*}" "${target#*:}"
 done
+check "...a check that fails where the port is open (the stats page)" fails bound_elsewhere app_traefik pg-haproxy 8404
+check "...and where the name does not resolve" fails bound_elsewhere app_traefik pg-1 5432
 for target in db:5432 pg-1:5432 redis-1:6379 sentinel-1:26379 mariadb-1:3306; do
   check "traefik cannot reach $target" unreachable app_traefik "${target%:*}" "${target#*:}"
 done
@@ -431,6 +433,21 @@ hardened() {
 }
 check "every service: no capability (but the root phase's), read-only root, CPU, memory and process limits, no new privileges, secrets for its user only" hardened
 check "...checked on $(stack_services | wc -l) services" test "$(stack_services | wc -l)" -ge 21
+# The check can fail: a service made the plain way, as root, shows each
+# problem it looks for.
+plain_service_fails() {
+  local found want
+  docker service create --detach=false --quiet --name swarmvote-test-plain --user root --no-healthcheck \
+    --restart-condition none --entrypoint sleep "$(image_of redis_redis-1)" infinity >/dev/null 2>&1 ||
+    { docker service rm swarmvote-test-plain >/dev/null 2>&1; echo "    could not start the plain service"; return 1; }
+  found=$(settings_of swarmvote-test-plain; runtime_of swarmvote-test-plain)
+  docker service rm swarmvote-test-plain >/dev/null
+  for want in "not every capability" "writable root" "no memory limit" "no CPU limit" "no process limit" \
+    "may gain privileges" "PID 1 holds capabilities"; do
+    grep -q "$want" <<<"$found" || { echo "    not seen: $want"; return 1; }
+  done
+}
+check "...and sees each of them in a service made without these settings" plain_service_fails
 # shellcheck disable=SC2016 # expanded by docker's template
 check "the WordPress admin password is not mounted once the site is installed" bash -c \
   '[ -n "$0" ] && ! docker service inspect --format "{{range .Spec.TaskTemplate.ContainerSpec.Secrets}}{{.SecretName}} {{end}}" wordpress_wordpress | grep -q wp_admin_password &&
