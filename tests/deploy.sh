@@ -346,16 +346,16 @@ check "vote may queue a vote" may vote XADD votes '*' voter_id x vote a
 check "...confirm it (WAIT) and tell the node (INFO)" redis_as vote WAIT 0 0
 check "...look up a voter from before signing" redis_as vote SISMEMBER voters:legacy nobody
 for cmd in "FLUSHALL" "CONFIG GET requirepass" "KEYS *" "XRANGE votes - +" "GET voters:legacy:loaded" "SET voters:legacy:loaded 1" "SCRIPT FLUSH"; do
-  # shellcheck disable=SC2086 # the command's words
-  check "vote cannot $cmd" redis_denied vote $cmd
+  read -ra words <<<"$cmd" # split, never globbed
+  check "vote cannot $cmd" redis_denied vote "${words[@]}"
 done
 no_debug() { ! may vote DEBUG SLEEP 0 && grep -q 'no permissions' "$REDIS_OUT"; }
 check "vote cannot DEBUG" no_debug
 check "the admin may DEBUG (the check above can pass)" may default DEBUG SLEEP 0
 check "worker reads the queue" redis_as worker XLEN votes
 for cmd in "FLUSHALL" "CONFIG SET maxmemory 1" "KEYS *" "GET anything" "DEL votes"; do
-  # shellcheck disable=SC2086 # the command's words
-  check "worker cannot $cmd" redis_denied worker $cmd
+  read -ra words <<<"$cmd"
+  check "worker cannot $cmd" redis_denied worker "${words[@]}"
 done
 check "HAProxy's checks may ask INFO" redis_as monitor INFO replication
 check "...and read no key" redis_denied monitor XLEN votes
