@@ -98,6 +98,18 @@ past_fork_line() {
   done | head -n 1
 }
 
+# When node $2 logged no look past the fork point after the fault at $3 (ms)
+# in scenario $1: shows what its entrypoint said about rejoining, and keeps
+# the log of each of its containers in the artifacts.
+rejoin_evidence() {
+  local c since
+  since=$(date -u -d "@$(($3 / 1000))" +%FT%TZ)
+  for c in $(docker ps -aq --filter "label=com.docker.swarm.service.name=postgres_$2"); do
+    docker logs "$c" >"$ARTIFACTS/postgres-$1-$2-$c.log" 2>&1 || true
+    docker logs --since "$since" "$c" 2>&1 | grep 'pgha\[' | grep -iE 'rejoin|rewind|fork|clone|fence|primary|keep' | tail -n 12 | sed "s/^/      $c: /"
+  done
+}
+
 # Lines of every node's ALARMS file: a standby held commits past the fork
 # point of the primary it rejoined (they may have been acknowledged and lost).
 alarms() {
@@ -179,7 +191,7 @@ fault_stack() {
 # scenario NAME DESCRIPTION PRIMARY_MOVES: runs fault_NAME (and heal_NAME
 # after FREEZE_SECONDS, when defined) under load, then checks the outcome.
 scenario() {
-  local name=$1 what=$2 moves=$3 old old_id new fault ms failures writers n_samples stale split_
+  local name=$1 what=$2 moves=$3 old old_id new fault ms failures writers n_samples stale split_ line
   dir="$ARTIFACTS/postgres-$name"
   rm -rf "$dir" && mkdir -p "$dir"
   echo "postgres failover: $what"
@@ -199,8 +211,11 @@ scenario() {
     new=$(wait_new_primary "$old" || true)
     check "$name: a standby was promoted ($old -> ${new:-none})" test -n "$new"
     [ -z "$new" ] || check "$name: the old primary $old ends as a standby of $new" wait_standby_of "$old" "$new"
-    [ -z "$new" ] || check "$name: before its rewind, $old looked at what it held past the fork point ($(past_fork_line "$old" "$fault"))" \
-      test -n "$(past_fork_line "$old" "$fault")"
+    if [ -n "$new" ]; then
+      line=$(past_fork_line "$old" "$fault")
+      check "$name: before its rewind, $old looked at what it held past the fork point (${line:-not logged})" test -n "$line"
+      [ -n "$line" ] || rejoin_evidence "$name" "$old" "$fault"
+    fi
   elif [ "$moves" = may ]; then
     # A hung primary: replaced once the standbys agree it stopped answering
     # (FAILOVER_DETECT); not promoting before the thaw is a goal not met
