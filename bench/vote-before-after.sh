@@ -43,7 +43,7 @@ done
 work=$(mktemp -d)
 pids=()
 cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}" $(cat "$work"/*.pid 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
   git worktree remove --force "$work/before" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
@@ -68,7 +68,9 @@ start() {
   port=$(free_port)
   LISTEN_ADDR="127.0.0.1:$port" REDIS_HOST=127.0.0.1 REDIS_PORT="$redis_port" \
     VOTE_COOKIE_KEY=bench-key-0123456789abcdef LOG_LEVEL=warn "$2" >"$work/$1.log" 2>&1 &
-  pids+=($!)
+  # In a file: start runs in a command substitution, whose pids+= the
+  # cleanup never saw (both services outlived the script).
+  echo "$!" >"$work/$1.pid"
   for _ in $(seq 1 50); do curl -sf -o /dev/null "http://127.0.0.1:$port/healthz" && break; sleep 0.1; done
   printf '%s\n' "$port"
 }
