@@ -46,6 +46,23 @@ security_mirror() {
   printf '%s-security\n' "${main%/}"
 }
 
+# Runs the command "$@" with its output in file $1 and shows what it is doing
+# meanwhile: every 10 s, its last "I: " line (debootstrap's phases and the
+# package at hand) when that changed, with the seconds so far.
+with_progress() {
+  local out=$1 pid started=$SECONDS shown="" line
+  shift
+  "$@" >"$out" 2>&1 &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 10
+    line=$(grep -a '^I: ' "$out" 2>/dev/null | tail -n 1 | cut -c1-90) || true
+    [ -z "$line" ] || [ "$line" = "$shown" ] || log "  ${line#I: } ($((SECONDS - started))s)"
+    shown=$line
+  done
+  wait "$pid"
+}
+
 # Builds the root file system in $1 and imports it as $IMAGE.
 build() {
   local root=${1:?missing root dir} mirror security
@@ -57,7 +74,7 @@ build() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
   }
   log "building $IMAGE with debootstrap from $mirror (this takes a few minutes)"
-  debootstrap --variant=minbase --include=ca-certificates "$SUITE" "$root" "$mirror" >"$root.log" 2>&1 \
+  with_progress "$root.log" debootstrap --variant=minbase --include=ca-certificates "$SUITE" "$root" "$mirror" \
     || { tail -n 20 "$root.log" >&2; die "debootstrap failed (full log: $root.log)"; }
   cat >"$root/etc/apt/sources.list" <<SOURCES
 deb $mirror $SUITE main

@@ -236,17 +236,49 @@ ensure_networks() {
   done
 }
 
+# While the build with process $1 writes its log $2: each Dockerfile step
+# that takes more than 2 s (cached ones pass quicker and are not shown),
+# and every 30 s within a long step the time so far and the last thing it
+# did (a crate compiled, a package set up). Printed as lines, not redrawn:
+# a log of the deployment reads the same.
+build_progress() {
+  local pid=$1 log=$2 started=$SECONDS current pending="" since=$SECONDS shown="" tick=$SECONDS last
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 1
+    current=$(grep -a '^Step [0-9]*/[0-9]* : ' "$log" 2>/dev/null | tail -n 1 | cut -c1-100) || true
+    [ -n "$current" ] || continue
+    if [ "$current" != "$pending" ]; then
+      pending=$current since=$SECONDS
+    elif [ "$pending" != "$shown" ] && [ $((SECONDS - since)) -ge 2 ]; then
+      step "  ${pending/ : /: } ($((SECONDS - started))s)"
+      shown=$pending tick=$SECONDS
+    elif [ "$pending" = "$shown" ] && [ $((SECONDS - tick)) -ge 30 ]; then
+      last=$(grep -aoE '^ *(Compiling|Downloaded|Setting up|Unpacking) [^ ]+( v?[0-9][^ ]*)?' "$log" 2>/dev/null | tail -n 1) || true
+      step "  ${shown%% : *} still running ($((SECONDS - started))s)${last:+, last: ${last#"${last%%[! ]*}"}}"
+      tick=$SECONDS
+    fi
+  done
+}
+
 # Builds image $1 (a short name) from Dockerfile $2 with context $3, tags it
 # ${REPOSITORY_NAME}/$1:<content id> and exports ${1^^}_IMAGE with that name.
+# The build's output goes to .build-$1.log (kept when it fails), and its
+# progress to the terminal (build_progress).
 build_image() {
-  local name=${1:?missing image name} dockerfile=${2:?missing Dockerfile} context=${3:?missing context} id var tag
+  local name=${1:?missing image name} dockerfile=${2:?missing Dockerfile} context=${3:?missing context} id var tag pid
+  local log="$SWARMVOTE_ROOT/.build-$name.log" iid="$SWARMVOTE_ROOT/.build-$name.iid"
   shift 3
   step "building $name"
-  if ! id=$(DOCKER_BUILDKIT=0 docker build -q -f "$dockerfile" "$@" "$context" 2>"$SWARMVOTE_ROOT/.build-$name.log"); then
-    tail -n 30 "$SWARMVOTE_ROOT/.build-$name.log" >&2
+  rm -f "$iid"
+  DOCKER_BUILDKIT=0 docker build --iidfile "$iid" -f "$dockerfile" "$@" "$context" >"$log" 2>&1 &
+  pid=$!
+  build_progress "$pid" "$log"
+  if ! wait "$pid" || ! id=$(cat "$iid" 2>/dev/null) || [ -z "$id" ]; then
+    tail -n 30 "$log" >&2
+    rm -f "$iid"
     die "building $name failed (full log: .build-$name.log)"
   fi
-  rm -f "$SWARMVOTE_ROOT/.build-$name.log"
+  rm -f "$log" "$iid"
   tag="$REPOSITORY_NAME/$name:${id#sha256:}"
   tag=${tag:0:${#REPOSITORY_NAME}+${#name}+14}
   docker tag "$id" "$tag"

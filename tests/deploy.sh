@@ -184,6 +184,26 @@ kill "$registry" 2>/dev/null || true
 rm -rf "$registry_dir"
 docker rmi "$pushed" >/dev/null 2>&1 || true
 
+echo "deploy: a build shows its progress"
+# deploy.sh's build step on a small image of its own: a step that takes
+# time is shown with the seconds so far; a failing one names its log.
+progress_dir=$(mktemp -d)
+printf 'FROM debian:bookworm-slim\nRUN echo %s && sleep 4\n' "$RANDOM$RANDOM" >"$progress_dir/ok.Dockerfile"
+printf 'FROM debian:bookworm-slim\nRUN echo "this step fails on purpose" && false\n' >"$progress_dir/bad.Dockerfile"
+build_test_image() { (
+  # shellcheck source=lib/deploy.sh
+  source lib/deploy.sh
+  REPOSITORY_NAME=swarmvote-test build_image "progress-$1" "$progress_dir/$1.Dockerfile" "$progress_dir"
+) 2>&1; }
+shown=$(build_test_image ok || true)
+check "a build step that takes seconds is shown, with the time so far" grep -qE '^ +Step 2/2: RUN echo [0-9]+ && sleep 4 \([0-9]+s\)$' <<<"$shown"
+check "...and its log is removed once the image is built" test ! -e .build-progress-ok.log
+shown=$(build_test_image bad || true)
+check "a failing build shows the end of its log and names the whole" \
+  bash -c 'grep -q "this step fails on purpose" <<<"$0" && grep -q "building progress-bad failed (full log: .build-progress-bad.log)" <<<"$0" && test -s .build-progress-bad.log' "$shown"
+rm -rf "$progress_dir" .build-progress-bad.log
+docker images -q swarmvote-test/progress-ok | sort -u | xargs -r docker rmi -f >/dev/null 2>&1 || true
+
 echo "deploy: the HAProxy stats pages"
 status_of() { https haproxy "$1" -o /dev/null -w '%{http_code}' "${@:2}" || true; }
 check "the Redis stats page asks for credentials (401)" test "$(status_of /redis)" = 401
