@@ -597,6 +597,46 @@ load_held() {
 }
 load_held "the update"
 
+echo "deploy: a broken vote image is rolled back by itself"
+# The same image, but its program exits at once: Swarm's update (start-first,
+# failure_action rollback) must see the new task fail and return to the
+# image before, while the old tasks go on serving.
+broken_image() {
+  local image id tag
+  image=$(docker service inspect --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}' app_vote)
+  id=$(printf 'FROM %s\nENTRYPOINT ["sh", "-c", "echo this vote image is broken on purpose >&2; exit 1"]\n' "$image" |
+    DOCKER_BUILDKIT=0 docker build -q - 2>/dev/null)
+  tag="${image%%:*}:broken-${id#sha256:}"
+  docker tag "$id" "${tag:0:${#image}+20}"
+  printf '%s\n' "${tag:0:${#image}+20}"
+}
+# rolled_back SERVICE IMAGE: within 150 s the update's state is
+# rollback_completed, and the spec and every running task use IMAGE.
+rolled_back() {
+  local state="" images
+  for _ in $(seq 1 150); do
+    state=$(docker service inspect --format '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}' "$1")
+    [ "$state" = rollback_completed ] && break
+    sleep 1
+  done
+  images=$(docker ps --filter "label=com.docker.swarm.service.name=$1" --format '{{.Image}}' | sort -u)
+  [ "$state" = rollback_completed ] && [ "$(image_of "$1")" = "$2" ] && [ "$images" = "$2" ] ||
+    { echo "    update state: ${state:-none}; spec: $(image_of "$1"); running: $(echo $images)"; return 1; }
+}
+good_vote_image=$(image_of app_vote)
+bad_vote_image=$(broken_image)
+for loop in 1 2 3 4; do voter "$loop" 50 & done
+sleep 5
+check "an update of vote to a broken image is accepted by Swarm" \
+  bash -c "docker service update --detach=true --quiet --image '$bad_vote_image' app_vote >/dev/null 2>&1"
+check "...which rolls it back to the image before by itself" rolled_back app_vote "$good_vote_image"
+# shellcheck disable=SC2016 # expanded by bash -c and docker's template
+check "...after the broken task failed, and Swarm says why" bash -c \
+  'docker service ps --no-trunc --format "{{.Image}} {{.Error}}" app_vote | grep -F "$0" | grep -q "non-zero exit (1)"' "$bad_vote_image"
+wait
+load_held "the failed update"
+docker rmi "$bad_vote_image" >/dev/null 2>&1 || true
+
 echo "deploy: Redis bad input (tests/redis-bad-input.sh)"
 check "bad Redis input is refused and votes keep flowing" tests/redis-bad-input.sh
 
