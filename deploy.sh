@@ -16,6 +16,10 @@ Commands:
   (none), deploy       build the images and deploy every stack (postgres, redis,
                        app, wordpress), wait until all services are healthy,
                        print the URLs
+  build                build every image without deploying (and push them
+                       when REGISTRY is set)
+  push                 build every image and push it to REGISTRY; prints the
+                       VOTE_IMAGE, WORKER_IMAGE and RESULT_IMAGE to deploy
   status [--all]       every tier on one screen: health, primaries, lag, the
                        queue and votes per second; --all: every service, task
                        and node in full
@@ -51,6 +55,25 @@ cmd_deploy() {
   done
   summary
   step "done in $((SECONDS - started))s"
+}
+
+# ./deploy.sh build: every image, as a deploy builds them, without deploying
+# (pushed to REGISTRY when it is set); ./deploy.sh push: the same, and a
+# registry is required. Prints what to put in .env to deploy the pushed
+# vote, worker and result images elsewhere as they are.
+cmd_build() {
+  local push=${1:-} stack
+  load_env
+  [ -z "$push" ] || [ -n "$REGISTRY" ] || die "push needs a registry: set REGISTRY in .env (host[:port][/path])"
+  require_docker
+  ensure_base_image
+  for stack in "${STACKS[@]}"; do
+    log "$stack images"
+    "build_${stack}_images"
+  done
+  log "built${REGISTRY:+ and pushed to $REGISTRY}"
+  printf '    VOTE_IMAGE=%s\n    WORKER_IMAGE=%s\n    RESULT_IMAGE=%s\n' "$VOTE_IMAGE" "$WORKER_IMAGE" "$RESULT_IMAGE"
+  [ -z "$REGISTRY" ] || step "(put these lines in .env to deploy these images as they are, without building them)"
 }
 
 cmd_status() {
@@ -107,6 +130,8 @@ main() {
   case "$command" in
     deploy) [ "$#" -eq 0 ] || die "deploy takes no arguments (got: $*)"; cmd_deploy ;;
     status) [ "$#" -le 1 ] || die "status takes at most --all"; cmd_status "$@" ;;
+    build) [ "$#" -eq 0 ] || die "build takes no arguments"; cmd_build ;;
+    push) [ "$#" -eq 0 ] || die "push takes no arguments"; cmd_build push ;;
     down) [ "$#" -le 1 ] || die "down takes at most --volumes"; cmd_down "$@" ;;
     logs) [ "$#" -eq 1 ] || die "usage: ./deploy.sh logs SERVICE"; cmd_logs "$1" ;;
     -h|--help|help) usage ;;

@@ -80,6 +80,11 @@ load_env() {
     done <"$file"
   fi
   set_defaults
+  # vote, worker and result images given here are deployed as they are.
+  GIVEN_IMAGES=" "
+  for key in VOTE_IMAGE WORKER_IMAGE RESULT_IMAGE; do
+    [ -z "${!key:-}" ] || GIVEN_IMAGES+="$key "
+  done
   validate_env problems
   if [ "${#problems[@]}" -gt 0 ]; then
     printf '\033[31merror:\033[0m .env has %d problem(s); nothing was changed:\n' "${#problems[@]}" >&2
@@ -124,6 +129,13 @@ validate_env() {
   [ "$HTTP_PORT" != "$HTTPS_PORT" ] || out+=("HTTP_PORT and HTTPS_PORT must differ")
   [[ "$REPOSITORY_NAME" =~ ^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$ ]] || out+=("REPOSITORY_NAME: '$REPOSITORY_NAME' is not a valid image repository name")
   [[ -z "$REGISTRY" || "$REGISTRY" =~ ^[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[a-z0-9._-]+)*$ ]] || out+=("REGISTRY: '$REGISTRY' is not a registry address (host[:port][/path])")
+  # [host[:port]/]path[:tag][@sha256:digest], as Docker reads a reference.
+  local reference='^([A-Za-z0-9.-]+(:[0-9]{1,5})?/)?[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?$'
+  for v in VOTE_IMAGE WORKER_IMAGE RESULT_IMAGE; do
+    if [ -n "${!v:-}" ] && { [[ ! "${!v}" =~ $reference ]] || [ "${#v}" -gt 255 ]; }; then
+      out+=("$v: '${!v:0:80}' is not an image reference ([registry/]name[:tag][@sha256:digest])")
+    fi
+  done
   [ "$POSTGRESQL_USERNAME" != postgres ] || out+=("POSTGRESQL_USERNAME must not be postgres: the services use their own, unprivileged user")
   [[ "$POSTGRESQL_USERNAME" =~ ^[a-z_][a-z0-9_]{0,62}$ ]] || out+=("POSTGRESQL_USERNAME: '$POSTGRESQL_USERNAME' is not a plain identifier (lowercase letters, digits, _)")
   for v in REPMGR_USERNAME PGPOOL_ADMIN_USERNAME; do
@@ -287,6 +299,7 @@ build_image() {
     docker tag "$id" "$REGISTRY/$tag"
     docker push -q "$REGISTRY/$tag" >/dev/null || die "pushing $REGISTRY/$tag failed"
     tag="$REGISTRY/$tag"
+    step "  pushed $tag"
   fi
   var="$(printf '%s' "$name" | tr '[:lower:]-' '[:upper:]_')_IMAGE"
   export "$var=$tag"
@@ -469,6 +482,56 @@ ensure_stats_auth() {
 
 # --- The stacks, each deployable alone (its folder's deploy.sh) -----------
 
+# The images of each stack (build_image: tagged, and pushed to REGISTRY
+# when one is set).
+build_postgres_images() {
+  build_rust
+  build_image postgres "$SWARMVOTE_ROOT/postgres/Dockerfile" "$SWARMVOTE_ROOT/postgres" --build-arg "BUILD_IMAGE=$BUILD_IMAGE"
+  build_image pgpool "$SWARMVOTE_ROOT/postgres/pgpool.Dockerfile" "$SWARMVOTE_ROOT/postgres" --build-arg "BUILD_IMAGE=$BUILD_IMAGE"
+  build_image pg-haproxy "$SWARMVOTE_ROOT/postgres/haproxy.Dockerfile" "$SWARMVOTE_ROOT"
+}
+build_redis_images() {
+  build_rust
+  build_image redis "$SWARMVOTE_ROOT/redis/Dockerfile" "$SWARMVOTE_ROOT" --build-arg "BUILD_IMAGE=$BUILD_IMAGE"
+}
+build_wordpress_images() {
+  # the mariadb image carries pgha (the Galera bootstrap election)
+  build_rust
+  build_image mariadb "$SWARMVOTE_ROOT/wordpress/mariadb.Dockerfile" "$SWARMVOTE_ROOT/wordpress" --build-arg "BUILD_IMAGE=$BUILD_IMAGE"
+  build_image mariadb-haproxy "$SWARMVOTE_ROOT/wordpress/haproxy.Dockerfile" "$SWARMVOTE_ROOT"
+  build_image wordpress "$SWARMVOTE_ROOT/wordpress/wordpress.Dockerfile" "$SWARMVOTE_ROOT/wordpress"
+}
+# With "given": vote, worker and result images named in .env (VOTE_IMAGE,
+# ...) are used as they are, not built.
+build_app_images() {
+  local svc var
+  for svc in vote worker result; do
+    var="$(printf '%s' "$svc" | tr '[:lower:]' '[:upper:]')_IMAGE"
+    if [ "${1:-}" = given ] && [[ $GIVEN_IMAGES == *" $var "* ]]; then
+      given_image "$svc" "$var"
+    else
+      build_rust
+      build_image "$svc" "$SWARMVOTE_ROOT/$svc/Dockerfile" "$SWARMVOTE_ROOT/$svc" --build-arg "BUILD_IMAGE=$BUILD_IMAGE"
+    fi
+  done
+  build_image traefik "$SWARMVOTE_ROOT/traefik/Dockerfile" "$SWARMVOTE_ROOT/traefik"
+  build_image socket-proxy "$SWARMVOTE_ROOT/socket-proxy/Dockerfile" "$SWARMVOTE_ROOT/socket-proxy"
+}
+
+# Uses the image that .env's variable $2 names for service $1 (checked by
+# check_given_images).
+given_image() { step "$1: ${!2} (given in $2, not built)"; }
+
+# The images given in .env must be here, or pullable (each node of a swarm
+# pulls them for itself): checked before anything is deployed.
+check_given_images() {
+  local var
+  for var in $GIVEN_IMAGES; do
+    docker image inspect "${!var}" >/dev/null 2>&1 || docker pull -q "${!var}" >/dev/null 2>&1 ||
+      die "$var=${!var}: this engine has no such image and cannot pull it (push it first: ./deploy.sh push with REGISTRY set, or unset $var to build it)"
+  done
+}
+
 deploy_postgres() {
   log "postgres stack"
   local name
@@ -476,10 +539,7 @@ deploy_postgres() {
     ensure_secret "$name"
   done
   ensure_stats_auth
-  build_rust
-  build_image postgres "$SWARMVOTE_ROOT/postgres/Dockerfile" "$SWARMVOTE_ROOT/postgres" --build-arg "BUILD_IMAGE=$BUILD_IMAGE"
-  build_image pgpool "$SWARMVOTE_ROOT/postgres/pgpool.Dockerfile" "$SWARMVOTE_ROOT/postgres" --build-arg "BUILD_IMAGE=$BUILD_IMAGE"
-  build_image pg-haproxy "$SWARMVOTE_ROOT/postgres/haproxy.Dockerfile" "$SWARMVOTE_ROOT"
+  build_postgres_images
   deploy_stack postgres "$SWARMVOTE_ROOT/postgres/docker-compose.yml"
   wait_stack postgres
   wait_pg_primary
@@ -516,8 +576,7 @@ deploy_redis() {
     ensure_secret "$name"
   done
   ensure_stats_auth
-  build_rust
-  build_image redis "$SWARMVOTE_ROOT/redis/Dockerfile" "$SWARMVOTE_ROOT" --build-arg "BUILD_IMAGE=$BUILD_IMAGE"
+  build_redis_images
   deploy_stack redis "$SWARMVOTE_ROOT/redis/docker-compose.yml"
   wait_stack redis
 }
@@ -532,11 +591,7 @@ deploy_wordpress() {
   ensure_stats_auth
   [ "$HTTPS_PORT" = 443 ] || https=":$HTTPS_PORT"
   export WP_URL="https://$WP_SUB.$DOMAIN$https"
-  # the mariadb image carries pgha (the Galera bootstrap election)
-  build_rust
-  build_image mariadb "$SWARMVOTE_ROOT/wordpress/mariadb.Dockerfile" "$SWARMVOTE_ROOT/wordpress" --build-arg "BUILD_IMAGE=$BUILD_IMAGE"
-  build_image mariadb-haproxy "$SWARMVOTE_ROOT/wordpress/haproxy.Dockerfile" "$SWARMVOTE_ROOT"
-  build_image wordpress "$SWARMVOTE_ROOT/wordpress/wordpress.Dockerfile" "$SWARMVOTE_ROOT/wordpress"
+  build_wordpress_images
   # The admin password is mounted only until the site is installed
   # (wordpress/install.yml): afterwards nothing in the stack holds it.
   if wordpress_installed; then
@@ -655,13 +710,7 @@ deploy_app() {
   TRAEFIK_DYNAMIC_HASH=$(sha256sum "$SWARMVOTE_ROOT/traefik/dynamic.yml" | cut -c1-12)
   export TRAEFIK_DYNAMIC_HASH
   export_trusted_rule
-  build_rust
-  local svc
-  for svc in vote worker result; do
-    build_image "$svc" "$SWARMVOTE_ROOT/$svc/Dockerfile" "$SWARMVOTE_ROOT/$svc" --build-arg "BUILD_IMAGE=$BUILD_IMAGE"
-  done
-  build_image traefik "$SWARMVOTE_ROOT/traefik/Dockerfile" "$SWARMVOTE_ROOT/traefik"
-  build_image socket-proxy "$SWARMVOTE_ROOT/socket-proxy/Dockerfile" "$SWARMVOTE_ROOT/socket-proxy"
+  build_app_images given
   local files
   mapfile -t files < <(app_compose_files)
   deploy_stack app "${files[@]}"
@@ -688,6 +737,7 @@ wait_route() {
 prepare() {
   load_env
   require_docker
+  check_given_images
   ensure_networks
   ensure_base_image
 }

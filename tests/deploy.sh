@@ -78,11 +78,13 @@ good_env=$(cat "$ENV_FILE")
   echo 'MARIADB_USER=root'
   echo 'WP_ADMIN_EMAIL=nobody'
   echo 'WP_ADMIN_PASSWORD=short'
+  echo 'VOTE_IMAGE=Not An Image; rm -rf /'
 } >"$ENV_FILE"
 out=$(./deploy.sh 2>&1 || true)
 for problem in "DOMAIN: 'not a host!'" "VOTE_SUB" "HTTPS_PORT: '70000'" "unknown variable NO_SUCH_SETTING" \
   "POSTGRESQL_PASSWORD is set but empty" "not NAME=value" "OPTION_A: at most 64" "WP_SUB is set but empty" \
-  "MARIADB_USER must not be root" "WP_ADMIN_EMAIL: 'nobody'" "WP_ADMIN_PASSWORD: at least 12"; do
+  "MARIADB_USER must not be root" "WP_ADMIN_EMAIL: 'nobody'" "WP_ADMIN_PASSWORD: at least 12" \
+  "VOTE_IMAGE: 'Not An Image; rm -rf /' is not an image reference"; do
   check "bad .env names: $problem" grep -qF -- "$problem" <<<"$out"
 done
 check "bad .env: nothing deployed" test -z "$(stacks)"
@@ -115,6 +117,10 @@ check "without it, from the local CA only" \
   bash -c "$(declare -f app_stack_config); config=\$(app_stack_config '') && ! grep -q CERTRESOLVER <<<\"\$config\""
 printf 'DOMAIN=example.org\nPOSTGRESQL_PASSWORD=password\n' >"$ENV_FILE"
 check "a sample password on a real domain is refused" refuses "sample password" ./deploy.sh
+printf 'VOTE_IMAGE=127.0.0.1:1/swarmvote/vote:not-there\n' >"$ENV_FILE"
+check "a given image this engine cannot have is refused before anything is deployed" \
+  refuses "VOTE_IMAGE=127.0.0.1:1/swarmvote/vote:not-there: this engine has no such image and cannot pull it" ./deploy.sh
+check "...and nothing was deployed" test -z "$(stacks)"
 printf '%s\n' "$good_env" >"$ENV_FILE"
 
 echo "deploy: from an engine with no stacks"
@@ -160,29 +166,6 @@ echo "deploy: in a browser"
 spki=$(openssl x509 -in .secrets/tls/cert.pem -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64)
 check "headless Chromium votes and sees the result page update live" \
   bash -c "timeout 120 tests/browser.py '$HTTPS' '$spki' '$ARTIFACTS' >'$ARTIFACTS/browser.log' 2>&1 || { cat '$ARTIFACTS/browser.log'; exit 1; }"
-
-echo "deploy: images pushed to a registry (REGISTRY)"
-registry_dir=$(mktemp -d)
-printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:15000\n' \
-  "$registry_dir" >"$registry_dir/config.yml"
-docker-registry serve "$registry_dir/config.yml" >"$ARTIFACTS/registry.log" 2>&1 &
-registry=$!
-sleep 1
-# deploy.sh's own build step, with a registry set.
-push_redis_image() {
-  (
-    # shellcheck source=lib/deploy.sh
-    source lib/deploy.sh
-    REGISTRY=127.0.0.1:15000 REPOSITORY_NAME=swarmvote build_image redis redis/Dockerfile .
-    printf '%s\n' "$REDIS_IMAGE"
-  )
-}
-pushed=$(push_redis_image 2>/dev/null || true)
-check "an image is tagged for the registry ($pushed)" grep -q '^127.0.0.1:15000/swarmvote/redis:[0-9a-f]\{12\}$' <<<"$pushed"
-check "...and the registry holds it" bash -c "curl -sf http://127.0.0.1:15000/v2/swarmvote/redis/tags/list | grep -q '${pushed##*:}'"
-kill "$registry" 2>/dev/null || true
-rm -rf "$registry_dir"
-docker rmi "$pushed" >/dev/null 2>&1 || true
 
 echo "deploy: a build shows its progress"
 # deploy.sh's build step on a small image of its own: a step that takes
@@ -658,6 +641,36 @@ check "every PostgreSQL failover scenario keeps every acknowledged vote" tests/p
 
 echo "deploy: WordPress on Galera (tests/wordpress.sh)"
 check "WordPress publishes, and its Galera cluster recovers from every fault" tests/wordpress.sh
+
+echo "deploy: images from a registry, deployed as they are (push; VOTE_IMAGE, WORKER_IMAGE, RESULT_IMAGE)"
+registry_dir=$(mktemp -d)
+printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:15000\n' \
+  "$registry_dir" >"$registry_dir/config.yml"
+docker-registry serve "$registry_dir/config.yml" >"$ARTIFACTS/registry.log" 2>&1 &
+registry=$!
+for _ in $(seq 1 20); do curl -sf http://127.0.0.1:15000/v2/ >/dev/null && break; sleep 0.5; done
+check "./deploy.sh push builds every image and pushes it" \
+  bash -c "REGISTRY=127.0.0.1:15000 ./deploy.sh push >'$ARTIFACTS/push.log' 2>&1"
+given=$(grep -E '^ +(VOTE|WORKER|RESULT)_IMAGE=127\.0\.0\.1:15000/swarmvote/[a-z]+:[0-9a-f]{12}$' "$ARTIFACTS/push.log" | sed 's/^ *//')
+check "...and prints the three references to deploy ($(echo "$given" | wc -l) of 3)" test "$(grep -c . <<<"$given")" -eq 3
+# shellcheck disable=SC2016 # expanded by bash -c
+check "...which the registry holds" bash -c 'for ref in $(sed "s/^[A-Z_]*=//" <<<"$0"); do
+    repo=${ref#*/}; curl -sf "http://127.0.0.1:15000/v2/${repo%:*}/tags/list" | grep -q "\"${ref##*:}\"" || exit 1; done' "$given"
+printf '%s\n%s\n' "$good_env" "$given" >"$ENV_FILE"
+check "./deploy.sh deploys them" bash -c "./deploy.sh >'$ARTIFACTS/deploy-given.log' 2>&1"
+check "...without building them" bash -c "! grep -qE 'building (vote|worker|result)\$' '$ARTIFACTS/deploy-given.log' &&
+  test \$(grep -c 'given in [A-Z]*_IMAGE, not built' '$ARTIFACTS/deploy-given.log') -eq 3"
+# shellcheck disable=SC2016 # expanded by bash -c
+check "...and each service runs the reference given, as it is" bash -c 'while IFS== read -r var ref; do
+    svc=$(tr "[:upper:]" "[:lower:]" <<<"${var%_IMAGE}")
+    [ "$(docker service inspect --format "{{.Spec.TaskTemplate.ContainerSpec.Image}}" "app_$svc" | sed "s/@.*//")" = "$ref" ] ||
+      { echo "    app_$svc does not run $ref"; exit 1; }
+  done <<<"$0"' "$given"
+vote_once() { https vote /api/vote -H 'Content-Type: application/json' -d '{"vote":"a"}' | grep -q '"recorded":true'; }
+check "...and a vote is acknowledged" vote_once
+kill "$registry" 2>/dev/null || true
+rm -rf "$registry_dir"
+printf '%s\n' "$good_env" >"$ENV_FILE"
 
 echo "deploy: down"
 check "./deploy.sh down succeeds" bash -c "./deploy.sh down >/dev/null 2>&1"
