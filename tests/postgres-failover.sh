@@ -98,15 +98,26 @@ past_fork_line() {
   done | head -n 1
 }
 
-# When node $2 logged no look past the fork point after the fault at $3 (ms)
-# in scenario $1: shows what its entrypoint said about rejoining, and keeps
-# the log of each of its containers in the artifacts.
-rejoin_evidence() {
+# What node $2's containers logged since the fault at $3 (ms) in scenario
+# $1: the pgha lines matching $4, shown; each whole log kept in the
+# artifacts.
+node_evidence() {
   local c since
   since=$(date -u -d "@$(($3 / 1000))" +%FT%TZ)
   for c in $(docker ps -aq --filter "label=com.docker.swarm.service.name=postgres_$2"); do
     docker logs "$c" >"$ARTIFACTS/postgres-$1-$2-$c.log" 2>&1 || true
-    docker logs --since "$since" "$c" 2>&1 | grep 'pgha\[' | grep -iE 'rejoin|rewind|fork|clone|fence|primary|keep' | tail -n 12 | sed "s/^/      $c: /"
+    docker logs --since "$since" "$c" 2>&1 | grep 'pgha\[' | grep -iE "$4" | tail -n 12 | sed "s/^/      $2 $c: /"
+  done
+}
+# When node $2 logged no look past the fork point: what it said about
+# rejoining.
+rejoin_evidence() { node_evidence "$1" "$2" "$3" 'rejoin|rewind|fork|clone|fence|primary|keep'; }
+# When no standby was promoted after the fault at $2 (ms) in scenario $1:
+# what each node's watcher decided, and how the old primary started again.
+failover_evidence() {
+  local n
+  for n in pg-1 pg-2 pg-3; do
+    node_evidence "$1" "$n" "$2" 'failover:|follow|promot|starting node|decid|waiting|primary'
   done
 }
 
@@ -210,6 +221,7 @@ scenario() {
   if [ "$moves" = yes ]; then
     new=$(wait_new_primary "$old" || true)
     check "$name: a standby was promoted ($old -> ${new:-none})" test -n "$new"
+    [ -n "$new" ] || failover_evidence "$name" "$fault"
     [ -z "$new" ] || check "$name: the old primary $old ends as a standby of $new" wait_standby_of "$old" "$new"
     if [ -n "$new" ]; then
       line=$(past_fork_line "$old" "$fault")
