@@ -445,6 +445,12 @@ plain_service_fails() {
     { docker service rm swarmvote-test-plain >/dev/null 2>&1; echo "    could not start the plain service"; return 1; }
   found=$(settings_of swarmvote-test-plain; runtime_of swarmvote-test-plain)
   docker service rm swarmvote-test-plain >/dev/null
+  # Its container outlives the service by the stop grace (sleep ignores
+  # TERM): gone before the next section counts the running containers.
+  for _ in $(seq 1 30); do
+    [ -z "$(docker ps -q --filter label=com.docker.swarm.service.name=swarmvote-test-plain)" ] && break
+    sleep 1
+  done
   for want in "not every capability" "writable root" "no memory limit" "no CPU limit" "no process limit" \
     "may gain privileges" "PID 1 holds capabilities"; do
     grep -q "$want" <<<"$found" || { echo "    not seen: $want"; return 1; }
