@@ -131,8 +131,10 @@ validate_env() {
   [[ -z "$REGISTRY" || "$REGISTRY" =~ ^[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[a-z0-9._-]+)*$ ]] || out+=("REGISTRY: '$REGISTRY' is not a registry address (host[:port][/path])")
   # [host[:port]/]path[:tag][@sha256:digest], as Docker reads a reference.
   local reference='^([A-Za-z0-9.-]+(:[0-9]{1,5})?/)?[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?$'
+  local ref
   for v in VOTE_IMAGE WORKER_IMAGE RESULT_IMAGE; do
-    if [ -n "${!v:-}" ] && { [[ ! "${!v}" =~ $reference ]] || [ "${#v}" -gt 255 ]; }; then
+    ref=${!v:-}
+    if [ -n "$ref" ] && { [[ ! "$ref" =~ $reference ]] || [ "${#ref}" -gt 255 ]; }; then
       out+=("$v: '${!v:0:80}' is not an image reference ([registry/]name[:tag][@sha256:digest])")
     fi
   done

@@ -79,12 +79,13 @@ good_env=$(cat "$ENV_FILE")
   echo 'WP_ADMIN_EMAIL=nobody'
   echo 'WP_ADMIN_PASSWORD=short'
   echo 'VOTE_IMAGE=Not An Image; rm -rf /'
+  echo "WORKER_IMAGE=swarmvote/$(printf 'w%.0s' {1..300}):1"
 } >"$ENV_FILE"
 out=$(./deploy.sh 2>&1 || true)
 for problem in "DOMAIN: 'not a host!'" "VOTE_SUB" "HTTPS_PORT: '70000'" "unknown variable NO_SUCH_SETTING" \
   "POSTGRESQL_PASSWORD is set but empty" "not NAME=value" "OPTION_A: at most 64" "WP_SUB is set but empty" \
   "MARIADB_USER must not be root" "WP_ADMIN_EMAIL: 'nobody'" "WP_ADMIN_PASSWORD: at least 12" \
-  "VOTE_IMAGE: 'Not An Image; rm -rf /' is not an image reference"; do
+  "VOTE_IMAGE: 'Not An Image; rm -rf /' is not an image reference" "WORKER_IMAGE: 'swarmvote/www"; do
   check "bad .env names: $problem" grep -qF -- "$problem" <<<"$out"
 done
 check "bad .env: nothing deployed" test -z "$(stacks)"
